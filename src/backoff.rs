@@ -1,0 +1,67 @@
+//! Exponential backoff with full jitter, for the archiver's own retry loops (on top of the SDK's
+//! standard retries): throttling and transient failures are retried until shutdown, with waits
+//! that spread out so several workers do not retry in lockstep.
+//! See <https://aws.amazon.com/builders-library/timeouts-retries-and-backoff-with-jitter/>.
+
+use rand::Rng;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Self {
+            base,
+            cap,
+            attempt: 0,
+        }
+    }
+
+    /// The wait before the next try: uniform in [0, min(cap, base * 2^attempt)].
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.ceiling();
+        self.attempt = self.attempt.saturating_add(1);
+        let ms = ceiling.as_millis() as u64;
+        Duration::from_millis(rand::rng().random_range(0..=ms.max(1)))
+    }
+
+    /// The upper bound of the next wait (before jitter).
+    pub fn ceiling(&self) -> Duration {
+        let exp = 2u32.saturating_pow(self.attempt.min(20));
+        self.base.saturating_mul(exp).min(self.cap)
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_to_the_cap_and_jitters_below_it() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut ceilings = Vec::new();
+        for _ in 0..10 {
+            let c = b.ceiling();
+            let d = b.next_delay();
+            assert!(d <= c, "{d:?} > {c:?}");
+            ceilings.push(c.as_millis());
+        }
+        assert_eq!(&ceilings[..4], &[100, 200, 400, 800]);
+        assert_eq!(*ceilings.last().unwrap(), 5000);
+        b.reset();
+        assert_eq!(b.ceiling(), Duration::from_millis(100));
+    }
+}

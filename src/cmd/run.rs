@@ -1,0 +1,65 @@
+//! `dynamo-archiver run`: the worker, its HTTP endpoint, and the signal handling around them.
+
+use super::CommandError;
+use crate::config::RunConfig;
+use crate::metrics::Metrics;
+use crate::pipeline::worker::{self, RunError};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), CommandError> {
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let http_stop = CancellationToken::new();
+    let http_task = match config.http {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                CommandError::Config(format!(
+                    "cannot listen on --http {addr}: {e}; choose another address or `off`"
+                ))
+            })?;
+            let bound = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
+            Some(tokio::spawn(crate::http::serve(
+                listener,
+                metrics.clone(),
+                ready.clone(),
+                http_stop.clone(),
+            )))
+        }
+        None => None,
+    };
+    tracing::info!(worker_id = %config.worker_id, tables = ?config.tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(), "starting dynamo-archiver {}", env!("CARGO_PKG_VERSION"));
+    let clients = crate::aws::load().await;
+    let result = worker::run(config, clients, metrics.clone(), shutdown, ready).await;
+    http_stop.cancel();
+    if let Some(t) = http_task {
+        let _ = t.await;
+    }
+    let read = metrics.render();
+    tracing::info!(
+        records_written = total(&read, "archiver_records_written_total"),
+        files_written = total(&read, "archiver_files_written_total"),
+        "worker stopped"
+    );
+    result.map_err(|e: RunError| {
+        if e.is_config() {
+            CommandError::Config(e.to_string())
+        } else {
+            CommandError::Runtime(e.to_string())
+        }
+    })
+}
+
+/// Sum of a counter over all its label sets, from the rendered text.
+fn total(rendered: &str, name: &str) -> u64 {
+    rendered
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}

@@ -1,0 +1,143 @@
+//! The command line, as clap derive types. Every option is an `Option` without a clap default, so
+//! that a value given by flag or environment can be told apart from one that should come from the
+//! config file or the built-in default (precedence: flag > env > file > default). Each help text
+//! names the default.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dynamo-archiver",
+    version,
+    about = "Archives every change of DynamoDB tables, read from DynamoDB Streams, into a lossless Parquet archive on S3.",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The worker: follow the streams of the configured tables until SIGTERM or SIGINT.
+    Run(RunArgs),
+    /// Print the archive schema, the Athena/Glue DDL and a DuckDB view for a table.
+    Schema(SchemaArgs),
+}
+
+/// Options every command shares.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// TOML file with the same keys as the options (`flush_interval = "30s"`); unknown keys are errors.
+    /// Precedence: flag > environment > file > default.
+    #[arg(long, env = "ARCHIVER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format. [default: json]
+    #[arg(long, env = "ARCHIVER_LOG_FORMAT", value_name = "F")]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartPosition {
+    /// The oldest record still in the shard (up to 24 hours back): nothing is missed.
+    TrimHorizon,
+    /// Only records written after the worker starts.
+    Latest,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Table whose stream to archive (repeat for several tables). [required]
+    #[arg(
+        long = "table",
+        env = "ARCHIVER_TABLES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tables: Vec<String>,
+
+    /// Parquet output: `s3://bucket/prefix` or a local directory.
+    #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
+    pub archive: Option<String>,
+
+    /// Firehose delivery stream: JSON-lines output instead of Parquet.
+    #[arg(long, env = "ARCHIVER_FIREHOSE", value_name = "NAME")]
+    pub firehose: Option<String>,
+
+    /// DynamoDB table holding leases and checkpoints; created (on-demand billing) if missing.
+    /// [default: dynamo-archiver-leases]
+    #[arg(long, env = "ARCHIVER_LEASE_TABLE", value_name = "NAME")]
+    pub lease_table: Option<String>,
+
+    /// This worker's name in the lease table. [default: the ECS task id, else hostname:pid]
+    #[arg(long, env = "ARCHIVER_WORKER_ID", value_name = "ID")]
+    pub worker_id: Option<String>,
+
+    /// Where a shard with no checkpoint starts. [default: trim-horizon]
+    #[arg(long, env = "ARCHIVER_START_POSITION", value_name = "P")]
+    pub start_position: Option<StartPosition>,
+
+    /// The longest a record waits before it is written, e.g. 500ms, 10s, 5m. [default: 60s]
+    #[arg(long, env = "ARCHIVER_FLUSH_INTERVAL", value_name = "D")]
+    pub flush_interval: Option<String>,
+
+    /// Target size of one archive file, e.g. 64MiB. [default: 128MiB]
+    #[arg(long, env = "ARCHIVER_FLUSH_SIZE", value_name = "BYTES")]
+    pub flush_size: Option<String>,
+
+    /// Address for /healthz, /readyz and /metrics; `off` disables it. [default: 0.0.0.0:9464]
+    #[arg(long, env = "ARCHIVER_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
+
+    /// A lease not renewed for this long may be taken by another worker. [default: 10s]
+    #[arg(long, env = "ARCHIVER_FAILOVER_TIME", value_name = "D")]
+    pub failover_time: Option<String>,
+
+    /// KMS key (id or ARN) for SSE-KMS on archive objects. [default: the bucket's default encryption]
+    #[arg(long, env = "ARCHIVER_SSE_KMS_KEY", value_name = "KEY")]
+    pub sse_kms_key: Option<String>,
+
+    /// Local folder where files are assembled before upload (bounded memory, see docs).
+    /// [default: <system temp dir>/dynamo-archiver]
+    #[arg(long, env = "ARCHIVER_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// How often the streams are listed for new shards (a shard that ends triggers a listing at
+    /// once). [default: 30s]
+    #[arg(long, env = "ARCHIVER_DISCOVERY_INTERVAL", value_name = "D")]
+    pub discovery_interval: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SchemaArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Table whose Athena DDL and DuckDB view to print. [required]
+    #[arg(
+        long = "table",
+        env = "ARCHIVER_TABLES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tables: Vec<String>,
+
+    /// Archive location the DDL points at (`s3://bucket/prefix` or a local directory).
+    /// [default: s3://YOUR-BUCKET/archive]
+    #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
+    pub archive: Option<String>,
+}

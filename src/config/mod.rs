@@ -1,0 +1,501 @@
+//! Configuration: clap arguments and an optional TOML file, merged with the precedence
+//! flag > environment > file > default, then validated into types that cannot hold a bad value.
+
+pub mod cli;
+pub mod file;
+pub mod units;
+
+use crate::types::TableName;
+use cli::{CommonArgs, LogFormat, RunArgs, SchemaArgs, StartPosition};
+use file::FileConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_LEASE_TABLE: &str = "dynamo-archiver-leases";
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_FLUSH_SIZE_BYTES: u64 = 128 << 20;
+pub const DEFAULT_HTTP: &str = "0.0.0.0:9464";
+pub const DEFAULT_FAILOVER_TIME: Duration = Duration::from_secs(10);
+pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
+/// Below this a file would hold too few rows to be worth an S3 object.
+pub const MIN_FLUSH_SIZE_BYTES: u64 = 64 << 10;
+/// S3's largest single object is 5 TiB, but files past a few GiB make Athena scans and restarts
+/// slow; this is the product's own ceiling.
+pub const MAX_FLUSH_SIZE_BYTES: u64 = 4 << 30;
+
+/// A configuration problem: exit status 2, with a message that names the thing and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("no table given: name one with --table NAME, ARCHIVER_TABLES or `tables` in the config file")]
+    NoTable,
+    #[error("`{0}` is not a valid DynamoDB table name (3-255 characters of a-z, A-Z, 0-9, _ - .)")]
+    BadTableName(String),
+    #[error("invalid {option}: {message}")]
+    BadValue {
+        option: &'static str,
+        message: String,
+    },
+    #[error("give exactly one output: --archive URI (Parquet) or --firehose NAME (JSON lines)")]
+    OutputChoice,
+    #[error(
+        "--firehose output is not available in this version; use --archive s3://bucket/prefix"
+    )]
+    FirehoseUnavailable,
+    #[error("invalid --archive `{uri}`: {message}")]
+    BadArchive { uri: String, message: String },
+}
+
+/// Where Parquet files go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveUri {
+    S3 { bucket: String, prefix: String },
+    Local(PathBuf),
+}
+
+impl ArchiveUri {
+    pub fn parse(uri: &str) -> Result<Self, ConfigError> {
+        let bad = |message: &str| ConfigError::BadArchive {
+            uri: uri.to_owned(),
+            message: message.to_owned(),
+        };
+        if uri.trim().is_empty() {
+            return Err(bad(
+                "it is empty; give s3://bucket/prefix or a local directory",
+            ));
+        }
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            validate_bucket(bucket).map_err(|m| bad(&m))?;
+            let prefix = prefix.trim_matches('/').to_owned();
+            return Ok(Self::S3 {
+                bucket: bucket.to_owned(),
+                prefix,
+            });
+        }
+        if let Some(path) = uri.strip_prefix("file://") {
+            return Ok(Self::Local(PathBuf::from(path)));
+        }
+        if let Some((scheme, _)) = uri.split_once("://") {
+            return Err(bad(&format!(
+                "the scheme `{scheme}://` is not supported; give s3://bucket/prefix or a local directory"
+            )));
+        }
+        if uri.starts_with("s3:") || uri.starts_with("S3:") {
+            return Err(bad("write S3 locations as s3://bucket/prefix"));
+        }
+        Ok(Self::Local(PathBuf::from(uri)))
+    }
+
+    /// The location of one object or file below the archive root, from a `/`-separated key.
+    pub fn describe(&self, key: &str) -> String {
+        match self {
+            Self::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/{key}"),
+            Self::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/{key}"),
+            Self::Local(dir) => dir.join(key).display().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ArchiveUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            Self::Local(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+/// S3 bucket naming rules: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html>
+fn validate_bucket(bucket: &str) -> Result<(), String> {
+    if bucket.is_empty() {
+        return Err("no bucket name; write it as s3://bucket/prefix".into());
+    }
+    let ok_chars = bucket
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let ok_ends = bucket.as_bytes()[0].is_ascii_alphanumeric()
+        && bucket.as_bytes()[bucket.len() - 1].is_ascii_alphanumeric();
+    if !(3..=63).contains(&bucket.len()) || !ok_chars || !ok_ends {
+        return Err(format!(
+            "`{bucket}` is not a valid bucket name (3-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit)"
+        ));
+    }
+    Ok(())
+}
+
+/// DynamoDB table naming rules: <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html>
+pub fn validate_table(name: &str) -> Result<TableName, ConfigError> {
+    let ok = (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(TableName::new(name))
+    } else {
+        Err(ConfigError::BadTableName(name.to_owned()))
+    }
+}
+
+fn tables(cli: &[String], file: Option<&Vec<String>>) -> Result<Vec<TableName>, ConfigError> {
+    let raw: Vec<String> = if cli.is_empty() {
+        file.cloned().unwrap_or_default()
+    } else {
+        cli.to_vec()
+    };
+    let mut out: Vec<TableName> = Vec::new();
+    for name in raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let t = validate_table(name)?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::NoTable);
+    }
+    Ok(out)
+}
+
+fn duration(
+    option: &'static str,
+    cli: Option<&String>,
+    file: Option<&String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match cli.or(file) {
+        None => Ok(default),
+        Some(text) => {
+            units::parse_duration(text).map_err(|message| ConfigError::BadValue { option, message })
+        }
+    }
+}
+
+/// How the worker logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+fn load_file(common: &CommonArgs) -> Result<FileConfig, ConfigError> {
+    match &common.config {
+        Some(path) => FileConfig::load(path),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+fn log_config(common: &CommonArgs, file: &FileConfig) -> LogConfig {
+    LogConfig {
+        format: common
+            .log_format
+            .or(file.log_format)
+            .unwrap_or(LogFormat::Json),
+    }
+}
+
+/// Output of `run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Archive(ArchiveUri),
+}
+
+/// The validated configuration of `dynamo-archiver run`.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub tables: Vec<TableName>,
+    pub output: Output,
+    pub lease_table: String,
+    pub worker_id: String,
+    pub start_position: StartPosition,
+    pub flush_interval: Duration,
+    pub flush_size_bytes: u64,
+    pub http: Option<SocketAddr>,
+    pub log: LogConfig,
+    pub failover_time: Duration,
+    pub sse_kms_key: Option<String>,
+    pub spool_dir: PathBuf,
+    pub discovery_interval: Duration,
+}
+
+impl RunConfig {
+    pub fn resolve(args: &RunArgs) -> Result<Self, ConfigError> {
+        let file = load_file(&args.common)?;
+        let tables = tables(&args.tables, file.tables.as_ref())?;
+        let archive = args.archive.as_ref().or(file.archive.as_ref());
+        let firehose = args.firehose.as_ref().or(file.firehose.as_ref());
+        let output = match (archive, firehose) {
+            (Some(a), None) => Output::Archive(ArchiveUri::parse(a)?),
+            (None, Some(_)) => return Err(ConfigError::FirehoseUnavailable),
+            _ => return Err(ConfigError::OutputChoice),
+        };
+        let lease_table = args
+            .lease_table
+            .clone()
+            .or(file.lease_table.clone())
+            .unwrap_or_else(|| DEFAULT_LEASE_TABLE.to_owned());
+        validate_table(&lease_table).map_err(|_| ConfigError::BadValue {
+            option: "--lease-table",
+            message: format!("`{lease_table}` is not a valid DynamoDB table name"),
+        })?;
+        let worker_id = args
+            .worker_id
+            .clone()
+            .or(file.worker_id.clone())
+            .unwrap_or_else(default_worker_id);
+        if worker_id.trim().is_empty() {
+            return Err(ConfigError::BadValue {
+                option: "--worker-id",
+                message: "it is empty".into(),
+            });
+        }
+        let flush_interval = duration(
+            "--flush-interval",
+            args.flush_interval.as_ref(),
+            file.flush_interval.as_ref(),
+            DEFAULT_FLUSH_INTERVAL,
+        )?;
+        if flush_interval < Duration::from_millis(100) {
+            return Err(ConfigError::BadValue {
+                option: "--flush-interval",
+                message: "must be at least 100ms".into(),
+            });
+        }
+        let flush_size_bytes = match args.flush_size.as_ref().or(file.flush_size.as_ref()) {
+            None => DEFAULT_FLUSH_SIZE_BYTES,
+            Some(text) => units::parse_size(text).map_err(|message| ConfigError::BadValue {
+                option: "--flush-size",
+                message,
+            })?,
+        };
+        if !(MIN_FLUSH_SIZE_BYTES..=MAX_FLUSH_SIZE_BYTES).contains(&flush_size_bytes) {
+            return Err(ConfigError::BadValue {
+                option: "--flush-size",
+                message: "must be between 64KiB and 4GiB".into(),
+            });
+        }
+        let http_text = args
+            .http
+            .clone()
+            .or(file.http.clone())
+            .unwrap_or_else(|| DEFAULT_HTTP.to_owned());
+        let http = if http_text == "off" {
+            None
+        } else {
+            Some(
+                http_text
+                    .parse::<SocketAddr>()
+                    .map_err(|_| ConfigError::BadValue {
+                        option: "--http",
+                        message: format!(
+                            "`{http_text}` is not an address; write it like 0.0.0.0:9464, or `off`"
+                        ),
+                    })?,
+            )
+        };
+        let failover_time = duration(
+            "--failover-time",
+            args.failover_time.as_ref(),
+            file.failover_time.as_ref(),
+            DEFAULT_FAILOVER_TIME,
+        )?;
+        let discovery_interval = duration(
+            "--discovery-interval",
+            args.discovery_interval.as_ref(),
+            file.discovery_interval.as_ref(),
+            DEFAULT_DISCOVERY_INTERVAL,
+        )?;
+        if discovery_interval < Duration::from_secs(1) {
+            return Err(ConfigError::BadValue {
+                option: "--discovery-interval",
+                message:
+                    "must be at least 1s (DescribeStream allows 10 calls per second per account)"
+                        .into(),
+            });
+        }
+        Ok(Self {
+            tables,
+            output,
+            lease_table,
+            worker_id,
+            start_position: args
+                .start_position
+                .or(file.start_position)
+                .unwrap_or(StartPosition::TrimHorizon),
+            flush_interval,
+            flush_size_bytes,
+            http,
+            log: log_config(&args.common, &file),
+            failover_time,
+            sse_kms_key: args.sse_kms_key.clone().or(file.sse_kms_key.clone()),
+            spool_dir: args
+                .spool_dir
+                .clone()
+                .or(file.spool_dir.clone())
+                .unwrap_or_else(|| std::env::temp_dir().join("dynamo-archiver")),
+            discovery_interval,
+        })
+    }
+}
+
+/// The validated configuration of `dynamo-archiver schema`.
+#[derive(Debug, Clone)]
+pub struct SchemaConfig {
+    pub tables: Vec<TableName>,
+    pub archive: ArchiveUri,
+    pub log: LogConfig,
+}
+
+impl SchemaConfig {
+    pub fn resolve(args: &SchemaArgs) -> Result<Self, ConfigError> {
+        let file = load_file(&args.common)?;
+        let archive = args
+            .archive
+            .as_ref()
+            .or(file.archive.as_ref())
+            .map(|a| ArchiveUri::parse(a))
+            .transpose()?
+            .unwrap_or(ArchiveUri::S3 {
+                bucket: "your-bucket".into(),
+                prefix: "archive".into(),
+            });
+        Ok(Self {
+            tables: tables(&args.tables, file.tables.as_ref())?,
+            archive,
+            log: log_config(&args.common, &file),
+        })
+    }
+}
+
+/// The ECS task id when running on ECS (from the task metadata endpoint's URL is not enough,
+/// so we use the documented `ECS_CONTAINER_METADATA_URI_V4` tail, which ends in the task id and
+/// container), else `hostname:pid`.
+fn default_worker_id() -> String {
+    if let Ok(uri) = std::env::var("ECS_CONTAINER_METADATA_URI_V4") {
+        // .../v4/<task-id>-<container-id>: the segment identifies this container of this task.
+        if let Some(last) = uri.trim_end_matches('/').rsplit('/').next() {
+            if !last.is_empty() {
+                return last.to_owned();
+            }
+        }
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(tables: &[&str], archive: Option<&str>) -> RunArgs {
+        RunArgs {
+            tables: tables.iter().map(|s| s.to_string()).collect(),
+            archive: archive.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn archive_uris() {
+        assert_eq!(
+            ArchiveUri::parse("s3://my-bucket/a/b/").unwrap(),
+            ArchiveUri::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert_eq!(
+            ArchiveUri::parse("s3://my-bucket").unwrap(),
+            ArchiveUri::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "".into()
+            }
+        );
+        assert_eq!(
+            ArchiveUri::parse("/tmp/x").unwrap(),
+            ArchiveUri::Local("/tmp/x".into())
+        );
+        for bad in [
+            "",
+            "s3://",
+            "s3:/bucket/x",
+            "s3://Bad_Bucket/x",
+            "http://x/y",
+            "s3://ab",
+        ] {
+            assert!(ArchiveUri::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = RunConfig::resolve(&run_args(&["users"], Some("/tmp/a"))).unwrap();
+        assert_eq!(c.flush_interval, DEFAULT_FLUSH_INTERVAL);
+        assert_eq!(c.flush_size_bytes, DEFAULT_FLUSH_SIZE_BYTES);
+        assert_eq!(c.lease_table, DEFAULT_LEASE_TABLE);
+        assert_eq!(c.start_position, StartPosition::TrimHorizon);
+        assert_eq!(c.http, Some("0.0.0.0:9464".parse().unwrap()));
+    }
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "tables = [\"fromfile\"]\nflush_interval = \"5s\"\nflush_size = \"1MiB\"\narchive = \"/tmp/f\"",
+        )
+        .unwrap();
+        let mut args = run_args(&[], None);
+        args.common.config = Some(path);
+        args.flush_interval = Some("7s".into());
+        let c = RunConfig::resolve(&args).unwrap();
+        assert_eq!(c.tables, vec![TableName::new("fromfile")]);
+        assert_eq!(c.flush_interval, Duration::from_secs(7), "flag wins");
+        assert_eq!(c.flush_size_bytes, 1 << 20, "file beats default");
+        assert_eq!(
+            c.output,
+            Output::Archive(ArchiveUri::Local("/tmp/f".into()))
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let mut a = run_args(&["users"], Some("/tmp/a"));
+        a.flush_interval = Some("10".into());
+        let e = RunConfig::resolve(&a).unwrap_err().to_string();
+        assert!(e.contains("--flush-interval"), "{e}");
+
+        let e = RunConfig::resolve(&run_args(&[], Some("/tmp/a")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--table"), "{e}");
+
+        let e = RunConfig::resolve(&run_args(&["users"], None))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--archive"), "{e}");
+
+        let e = RunConfig::resolve(&run_args(&["x"], Some("/tmp/a")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`x`"), "{e}");
+    }
+
+    #[test]
+    fn tables_are_deduplicated() {
+        let c = RunConfig::resolve(&run_args(&["users", "users", "orders"], Some("/a"))).unwrap();
+        assert_eq!(c.tables.len(), 2);
+    }
+}

@@ -1,0 +1,7 @@
+//! From DynamoDB data to archive bytes: canonical DynamoDB JSON, the row of schema v1, the Parquet
+//! writer, and the SQL that reads it back.
+
+pub mod ddb_json;
+pub mod ddl;
+pub mod parquet;
+pub mod record;

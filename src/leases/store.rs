@@ -1,0 +1,489 @@
+//! Typed access to the lease table. Every write is conditional, so a worker can never overwrite
+//! a lease it does not hold, and a checkpoint never moves for a worker that lost its lease.
+
+use crate::backoff::Backoff;
+use crate::types::{SequenceNumber, ShardId, StreamArn, TableName};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue as A, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TableStatus,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Attribute names, as the KCL names them where it has a name for the thing.
+mod attr {
+    pub const LEASE_KEY: &str = "leaseKey";
+    pub const OWNER: &str = "leaseOwner";
+    pub const COUNTER: &str = "leaseCounter";
+    pub const CHECKPOINT: &str = "checkpoint";
+    pub const OWNER_SWITCHES: &str = "ownerSwitchesSinceCheckpoint";
+    pub const PARENTS: &str = "parentShardId";
+    pub const TABLE: &str = "tableName";
+    pub const STREAM: &str = "streamArn";
+    pub const SHARD: &str = "shardId";
+    pub const LAST_FILE_KEY: &str = "lastFileKey";
+    pub const LAST_FILE_SHA256: &str = "lastFileSha256";
+    pub const UPDATED_AT: &str = "updatedAt";
+}
+
+/// How long creating the lease table may take before we give up.
+const TABLE_ACTIVE_DEADLINE: Duration = Duration::from_secs(120);
+
+/// `<table>/<stream label>/<shard id>`: unique across tables and across a table's streams.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeaseKey(String);
+
+impl LeaseKey {
+    pub fn new(table: &TableName, stream: &StreamArn, shard: &ShardId) -> Self {
+        Self(format!("{table}/{}/{shard}", stream.label()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How far a shard has been archived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpoint {
+    TrimHorizon,
+    Latest,
+    /// Every record up to and including this one is in a durable file.
+    At(SequenceNumber),
+    /// Read to its end and archived.
+    ShardEnd,
+}
+
+impl Checkpoint {
+    fn to_attr(&self) -> String {
+        match self {
+            Self::TrimHorizon => "TRIM_HORIZON".into(),
+            Self::Latest => "LATEST".into(),
+            Self::At(s) => s.as_str().to_owned(),
+            Self::ShardEnd => "SHARD_END".into(),
+        }
+    }
+    fn from_attr(s: &str) -> Option<Self> {
+        Some(match s {
+            "TRIM_HORIZON" => Self::TrimHorizon,
+            "LATEST" => Self::Latest,
+            "SHARD_END" => Self::ShardEnd,
+            other => Self::At(SequenceNumber::parse(other).ok()?),
+        })
+    }
+}
+
+impl std::fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_attr())
+    }
+}
+
+/// One lease item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub key: LeaseKey,
+    pub table: TableName,
+    pub stream: StreamArn,
+    pub shard: ShardId,
+    pub parents: Vec<ShardId>,
+    pub owner: Option<String>,
+    pub counter: u64,
+    pub checkpoint: Checkpoint,
+    pub owner_switches_since_checkpoint: u64,
+    /// The archive key of the shard's last published file and its SHA-256: the next file's
+    /// metadata names this hash, chaining the shard's files for `verify`.
+    pub last_file_key: Option<String>,
+    pub last_file_sha256: Option<[u8; 32]>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("lease {0} is held by another worker or changed under us (conditional write failed)")]
+    Lost(String),
+    #[error("lease table `{table}`: {operation} failed: {message}")]
+    Api {
+        table: String,
+        operation: &'static str,
+        message: String,
+        retryable: bool,
+    },
+    #[error("lease table `{table}` has item {key} that is not a valid lease: {message}")]
+    Corrupt {
+        table: String,
+        key: String,
+        message: String,
+    },
+    #[error("lease table `{0}` did not become ACTIVE within {TABLE_ACTIVE_DEADLINE:?}")]
+    NotActive(String),
+}
+
+impl LeaseError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Api {
+                retryable: true,
+                ..
+            }
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LeaseStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    worker_id: String,
+}
+
+impl LeaseStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String, worker_id: String) -> Self {
+        Self {
+            client,
+            table,
+            worker_id,
+        }
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    fn api<E, R>(&self, operation: &'static str, e: SdkError<E, R>) -> LeaseError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        let retryable = match &e {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => true,
+            _ => matches!(
+                e.code(),
+                Some(
+                    "ProvisionedThroughputExceededException"
+                        | "ThrottlingException"
+                        | "RequestLimitExceeded"
+                        | "InternalServerError"
+                        | "ServiceUnavailable"
+                        | "LimitExceededException"
+                )
+            ),
+        };
+        LeaseError::Api {
+            table: self.table.clone(),
+            operation,
+            message: DisplayErrorContext(&e).to_string(),
+            retryable,
+        }
+    }
+
+    /// Creates the lease table (on-demand billing) if it does not exist, and waits until it is
+    /// ACTIVE.
+    pub async fn ensure_table(&self) -> Result<(), LeaseError> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(out) if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) => {
+                return Ok(())
+            }
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                tracing::info!(table = %self.table, "creating the lease table (on-demand billing)");
+                let created = self
+                    .client
+                    .create_table()
+                    .table_name(&self.table)
+                    .billing_mode(BillingMode::PayPerRequest)
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name(attr::LEASE_KEY)
+                            .attribute_type(ScalarAttributeType::S)
+                            .build()
+                            .expect("complete definition"),
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name(attr::LEASE_KEY)
+                            .key_type(KeyType::Hash)
+                            .build()
+                            .expect("complete key schema"),
+                    )
+                    .send()
+                    .await;
+                if let Err(e) = created {
+                    // Another worker may have created it at the same moment.
+                    if e.code() != Some("ResourceInUseException") {
+                        return Err(self.api("CreateTable", e));
+                    }
+                }
+            }
+            Err(e) => return Err(self.api("DescribeTable", e)),
+        }
+        let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_DEADLINE;
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        loop {
+            let out = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| self.api("DescribeTable", e))?;
+            if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(LeaseError::NotActive(self.table.clone()));
+            }
+            tokio::time::sleep(backoff.ceiling()).await;
+            backoff.next_delay();
+        }
+    }
+
+    /// Every lease of one stream.
+    pub async fn leases_of_stream(&self, stream: &StreamArn) -> Result<Vec<Lease>, LeaseError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("#s = :s")
+            .expression_attribute_names("#s", attr::STREAM)
+            .expression_attribute_values(":s", A::S(stream.as_str().to_owned()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| self.api("Scan", e))?;
+            out.push(self.parse(&item)?);
+        }
+        Ok(out)
+    }
+
+    /// Takes the lease of a shard for this worker, creating it (at `start`) if it does not exist.
+    pub async fn take(
+        &self,
+        table: &TableName,
+        stream: &StreamArn,
+        shard: &ShardId,
+        parents: &[ShardId],
+        start: Checkpoint,
+        existing: Option<&Lease>,
+    ) -> Result<Lease, LeaseError> {
+        let key = LeaseKey::new(table, stream, shard);
+        let now = now_ms();
+        match existing {
+            None => {
+                let lease = Lease {
+                    key: key.clone(),
+                    table: table.clone(),
+                    stream: stream.clone(),
+                    shard: shard.clone(),
+                    parents: parents.to_vec(),
+                    owner: Some(self.worker_id.clone()),
+                    counter: 1,
+                    checkpoint: start,
+                    owner_switches_since_checkpoint: 0,
+                    last_file_key: None,
+                    last_file_sha256: None,
+                };
+                let mut item = HashMap::from([
+                    (attr::LEASE_KEY.into(), A::S(key.0.clone())),
+                    (attr::TABLE.into(), A::S(table.to_string())),
+                    (attr::STREAM.into(), A::S(stream.to_string())),
+                    (attr::SHARD.into(), A::S(shard.to_string())),
+                    (attr::OWNER.into(), A::S(self.worker_id.clone())),
+                    (attr::COUNTER.into(), A::N("1".into())),
+                    (attr::CHECKPOINT.into(), A::S(lease.checkpoint.to_attr())),
+                    (attr::OWNER_SWITCHES.into(), A::N("0".into())),
+                    (attr::UPDATED_AT.into(), A::N(now.to_string())),
+                ]);
+                if !parents.is_empty() {
+                    item.insert(
+                        attr::PARENTS.into(),
+                        A::Ss(parents.iter().map(|p| p.to_string()).collect()),
+                    );
+                }
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(#k)")
+                    .expression_attribute_names("#k", attr::LEASE_KEY)
+                    .send()
+                    .await
+                    .map_err(|e| self.conditional("PutItem", &key, e))?;
+                Ok(lease)
+            }
+            Some(old) => {
+                let switches = if old.owner.as_deref() == Some(&self.worker_id) {
+                    old.owner_switches_since_checkpoint
+                } else {
+                    old.owner_switches_since_checkpoint + 1
+                };
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(attr::LEASE_KEY, A::S(key.0.clone()))
+                    .update_expression("SET #o = :me, #c = :next, #sw = :sw, #u = :now")
+                    .condition_expression("#c = :old")
+                    .expression_attribute_names("#o", attr::OWNER)
+                    .expression_attribute_names("#c", attr::COUNTER)
+                    .expression_attribute_names("#sw", attr::OWNER_SWITCHES)
+                    .expression_attribute_names("#u", attr::UPDATED_AT)
+                    .expression_attribute_values(":me", A::S(self.worker_id.clone()))
+                    .expression_attribute_values(":next", A::N((old.counter + 1).to_string()))
+                    .expression_attribute_values(":old", A::N(old.counter.to_string()))
+                    .expression_attribute_values(":sw", A::N(switches.to_string()))
+                    .expression_attribute_values(":now", A::N(now.to_string()))
+                    .send()
+                    .await
+                    .map_err(|e| self.conditional("UpdateItem", &key, e))?;
+                Ok(Lease {
+                    owner: Some(self.worker_id.clone()),
+                    counter: old.counter + 1,
+                    owner_switches_since_checkpoint: switches,
+                    ..old.clone()
+                })
+            }
+        }
+    }
+
+    /// Moves a lease's checkpoint, conditional on this worker still holding it at the counter
+    /// it knows. Updates `lease` in place on success.
+    pub async fn checkpoint(
+        &self,
+        lease: &mut Lease,
+        checkpoint: Checkpoint,
+        last_file: Option<(&str, [u8; 32])>,
+    ) -> Result<(), LeaseError> {
+        let next = lease.counter + 1;
+        let mut expr = String::from("SET #cp = :cp, #c = :next, #sw = :zero, #u = :now");
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::LEASE_KEY, A::S(lease.key.0.clone()))
+            .condition_expression("#o = :me AND #c = :old")
+            .expression_attribute_names("#cp", attr::CHECKPOINT)
+            .expression_attribute_names("#c", attr::COUNTER)
+            .expression_attribute_names("#o", attr::OWNER)
+            .expression_attribute_names("#sw", attr::OWNER_SWITCHES)
+            .expression_attribute_names("#u", attr::UPDATED_AT)
+            .expression_attribute_values(":cp", A::S(checkpoint.to_attr()))
+            .expression_attribute_values(":next", A::N(next.to_string()))
+            .expression_attribute_values(":old", A::N(lease.counter.to_string()))
+            .expression_attribute_values(":me", A::S(self.worker_id.clone()))
+            .expression_attribute_values(":zero", A::N("0".into()))
+            .expression_attribute_values(":now", A::N(now_ms().to_string()));
+        if let Some((key, sha)) = last_file {
+            expr.push_str(", #lf = :lf, #ls = :ls");
+            req = req
+                .expression_attribute_names("#lf", attr::LAST_FILE_KEY)
+                .expression_attribute_names("#ls", attr::LAST_FILE_SHA256)
+                .expression_attribute_values(":lf", A::S(key.to_owned()))
+                .expression_attribute_values(":ls", A::S(hex::encode(sha)));
+        }
+        req.update_expression(expr)
+            .send()
+            .await
+            .map_err(|e| self.conditional("UpdateItem", &lease.key, e))?;
+        lease.counter = next;
+        lease.checkpoint = checkpoint;
+        lease.owner_switches_since_checkpoint = 0;
+        if let Some((key, sha)) = last_file {
+            lease.last_file_key = Some(key.to_owned());
+            lease.last_file_sha256 = Some(sha);
+        }
+        Ok(())
+    }
+
+    /// Gives a lease up (on shutdown), so another worker can take it at once.
+    pub async fn release(&self, lease: &Lease) -> Result<(), LeaseError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::LEASE_KEY, A::S(lease.key.0.clone()))
+            .update_expression("REMOVE #o SET #c = :next, #u = :now")
+            .condition_expression("#o = :me AND #c = :old")
+            .expression_attribute_names("#o", attr::OWNER)
+            .expression_attribute_names("#c", attr::COUNTER)
+            .expression_attribute_names("#u", attr::UPDATED_AT)
+            .expression_attribute_values(":me", A::S(self.worker_id.clone()))
+            .expression_attribute_values(":old", A::N(lease.counter.to_string()))
+            .expression_attribute_values(":next", A::N((lease.counter + 1).to_string()))
+            .expression_attribute_values(":now", A::N(now_ms().to_string()))
+            .send()
+            .await
+            .map_err(|e| self.conditional("UpdateItem", &lease.key, e))?;
+        Ok(())
+    }
+
+    fn conditional<E, R>(&self, op: &'static str, key: &LeaseKey, e: SdkError<E, R>) -> LeaseError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        if e.code() == Some("ConditionalCheckFailedException") {
+            LeaseError::Lost(key.0.clone())
+        } else {
+            self.api(op, e)
+        }
+    }
+
+    fn parse(&self, item: &HashMap<String, A>) -> Result<Lease, LeaseError> {
+        let key = item
+            .get(attr::LEASE_KEY)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let corrupt = |message: String| LeaseError::Corrupt {
+            table: self.table.clone(),
+            key: key.clone(),
+            message,
+        };
+        let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let n = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        let need = |name: &'static str| s(name).ok_or_else(|| corrupt(format!("no `{name}`")));
+        let checkpoint_text = need(attr::CHECKPOINT)?;
+        let checkpoint = Checkpoint::from_attr(&checkpoint_text)
+            .ok_or_else(|| corrupt(format!("checkpoint `{checkpoint_text}` is not valid")))?;
+        Ok(Lease {
+            key: LeaseKey(key.clone()),
+            table: TableName::new(need(attr::TABLE)?),
+            stream: StreamArn::new(need(attr::STREAM)?),
+            shard: ShardId::new(need(attr::SHARD)?),
+            parents: item
+                .get(attr::PARENTS)
+                .and_then(|v| v.as_ss().ok())
+                .map(|v| v.iter().map(|p| ShardId::new(p.as_str())).collect())
+                .unwrap_or_default(),
+            owner: s(attr::OWNER),
+            counter: n(attr::COUNTER).unwrap_or(0),
+            checkpoint,
+            owner_switches_since_checkpoint: n(attr::OWNER_SWITCHES).unwrap_or(0),
+            last_file_key: s(attr::LAST_FILE_KEY),
+            last_file_sha256: s(attr::LAST_FILE_SHA256)
+                .and_then(|h| hex::decode(h).ok())
+                .and_then(|v| <[u8; 32]>::try_from(v).ok()),
+        })
+    }
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -1,0 +1,68 @@
+//! The `dynamo-archiver` binary: parse arguments, set up logging, call the library, map the
+//! outcome to an exit status (0 done, 1 runtime failure, 2 usage or configuration error).
+
+use clap::Parser;
+use dynamo_archiver::cmd::{self, CommandError};
+use dynamo_archiver::config::cli::{Cli, Command};
+use dynamo_archiver::config::{RunConfig, SchemaConfig};
+use dynamo_archiver::telemetry;
+use tokio_util::sync::CancellationToken;
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match dispatch(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            e.downcast_ref::<CommandError>()
+                .map_or(1, CommandError::exit_code)
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => {
+            let config = RunConfig::resolve(&args).map_err(CommandError::from)?;
+            telemetry::init(config.log.format);
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let shutdown = CancellationToken::new();
+                let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+                let result = cmd::run::run(config, shutdown).await;
+                signals.abort();
+                result.map_err(anyhow::Error::from)
+            })
+        }
+        Command::Schema(args) => {
+            let config = SchemaConfig::resolve(&args).map_err(CommandError::from)?;
+            telemetry::init(config.log.format);
+            cmd::schema::run(&config).map_err(anyhow::Error::from)
+        }
+    }
+}
+
+/// The first SIGTERM or SIGINT starts a clean stop; a second one exits at once (records not yet
+/// checkpointed are read again on the next start, so nothing is lost either way).
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stop signal received: flushing, checkpointing and releasing leases");
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::warn!("second stop signal: exiting now");
+    std::process::exit(1);
+}

@@ -1,0 +1,500 @@
+//! One shard, from records to durable files: the task that owns a shard's open file, its lease
+//! and its place in the shard's file chain. Its reader runs beside it as a separate task and hands
+//! it pages over a bounded channel (see `stream::reader`).
+//!
+//! A file is published, then the checkpoint moves to the file's last record: a crash between the
+//! two re-reads records that are already archived, and the deterministic, create-only file name
+//! turns that second write into a no-op (see docs/ARCHITECTURE.md, "Exactly once").
+
+use crate::backoff::Backoff;
+use crate::encode::parquet::{meta, SpoolWriter, SpooledFile, WriteError, SCHEMA_VERSION};
+use crate::encode::record::{from_stream_record, ChangeRecord, RecordError};
+use crate::leases::{Checkpoint, Lease, LeaseError, LeaseStore};
+use crate::metrics::Metrics;
+use crate::sink::naming::{dt_of_millis, shard_end_key, stream_file_key};
+use crate::sink::{ArchiveSink, Published, SinkError};
+use crate::stream::reader::{ReadEvent, ShardReader};
+use crate::types::SequenceNumber;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Rows are encoded into a row group once this many (raw) bytes are pending: the unit of memory
+/// a shard holds besides the page being read.
+pub const ROW_GROUP_BYTES: usize = 8 << 20;
+/// A rough ZSTD ratio for DynamoDB JSON, used only to guess a file's final size from its pending
+/// rows so that files land near `--flush-size`.
+const COMPRESSION_GUESS: u64 = 4;
+/// Pages read ahead of the writer.
+const READ_AHEAD_PAGES: usize = 2;
+const RETRY_BASE: Duration = Duration::from_millis(200);
+const RETRY_CAP: Duration = Duration::from_secs(10);
+
+/// Settings every shard task shares.
+#[derive(Clone)]
+pub struct ShardSettings {
+    pub flush_interval: Duration,
+    pub flush_size_bytes: u64,
+    pub spool_dir: PathBuf,
+}
+
+/// How a shard task ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ShardOutcome {
+    /// Read to its end (or gone from the stream) and checkpointed as SHARD_END.
+    Finished,
+    /// Stopped by shutdown after flushing and checkpointing; the lease was released.
+    Stopped,
+    /// Another worker holds the lease now; nothing more was written.
+    Lost,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Lease(LeaseError),
+    #[error("the shard reader stopped unexpectedly")]
+    ReaderGone,
+}
+
+impl ShardError {
+    /// An error no retry can fix (the archive refuses writes): the worker stops.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Sink(e) if !e.is_retryable())
+    }
+}
+
+/// The file being assembled.
+struct OpenFile {
+    writer: Option<SpoolWriter>,
+    dt: String,
+    first: SequenceNumber,
+    last: SequenceNumber,
+    pending: Vec<ChangeRecord>,
+    pending_bytes: usize,
+    /// When the oldest unwritten record arrived: the flush deadline runs from here.
+    since: Instant,
+}
+
+pub struct ShardTask {
+    reader: Option<ShardReader>,
+    lease: Lease,
+    leases: LeaseStore,
+    sink: ArchiveSink,
+    metrics: Arc<Metrics>,
+    settings: ShardSettings,
+    open: Option<OpenFile>,
+    /// A trimmed range to record in the next file's metadata.
+    pending_gap: Option<String>,
+    spool_seq: u64,
+    /// Set when a conditional lease write failed: the shard belongs to another worker now.
+    lost: bool,
+}
+
+impl ShardTask {
+    pub fn new(
+        reader: ShardReader,
+        lease: Lease,
+        leases: LeaseStore,
+        sink: ArchiveSink,
+        metrics: Arc<Metrics>,
+        settings: ShardSettings,
+    ) -> Self {
+        Self {
+            reader: Some(reader),
+            lease,
+            leases,
+            sink,
+            metrics,
+            settings,
+            open: None,
+            pending_gap: None,
+            spool_seq: 0,
+            lost: false,
+        }
+    }
+
+    pub async fn run(mut self, stop: CancellationToken) -> Result<ShardOutcome, ShardError> {
+        let (tx, mut rx) = mpsc::channel(READ_AHEAD_PAGES);
+        let reader_stop = stop.child_token();
+        let table = self.lease.table.clone();
+        let shard = self.lease.shard.clone();
+        // The reader is owned by its own task from here on; this task awaits it below.
+        let reader = self.reader.take().expect("a shard task runs once");
+        let reader_task = tokio::spawn(reader.run(tx, reader_stop.clone()));
+        let result = self.follow(&mut rx, &stop).await;
+        reader_stop.cancel();
+        drop(rx);
+        let _ = reader_task.await;
+        self.metrics.forget_shard(&table, &shard);
+        // Spool files of this task are gone once published; anything left is an unpublished file
+        // whose records will be read again from the checkpoint.
+        if let Some(open) = self.open.take() {
+            if let Some(w) = open.writer {
+                let _ = std::fs::remove_file(w.path());
+            }
+        }
+        result
+    }
+
+    async fn follow(
+        &mut self,
+        rx: &mut mpsc::Receiver<ReadEvent>,
+        stop: &CancellationToken,
+    ) -> Result<ShardOutcome, ShardError> {
+        loop {
+            let deadline = self
+                .open
+                .as_ref()
+                .map(|o| o.since + self.settings.flush_interval);
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => {
+                    return match self.publish_open(false).await {
+                        Ok(()) => {
+                            if let Err(e) = self.leases.release(&self.lease).await {
+                                tracing::warn!(shard = %self.lease.shard, "could not release the lease on shutdown: {e}");
+                            }
+                            Ok(ShardOutcome::Stopped)
+                        }
+                        Err(ShardError::Lease(LeaseError::Lost(_))) => Ok(ShardOutcome::Lost),
+                        Err(e) => Err(e),
+                    };
+                }
+                _ = sleep_until_opt(deadline) => {
+                    { let r = self.publish_open(false).await; self.fenced(r)?; }
+                }
+                event = rx.recv() => match event {
+                    Some(ReadEvent::Records(records)) => {
+                        for r in &records {
+                            let row = from_stream_record(
+                                r,
+                                &self.lease.table,
+                                &self.lease.stream,
+                                &self.lease.shard,
+                            )?;
+                            self.push(row).await?;
+                        }
+                        if self.open_size_estimate() >= self.settings.flush_size_bytes {
+                            { let r = self.publish_open(false).await; self.fenced(r)?; }
+                        }
+                    }
+                    Some(ReadEvent::Trimmed { after }) => {
+                        // The gap lies between what is open now and what comes next.
+                        { let r = self.publish_open(false).await; self.fenced(r)?; }
+                        self.pending_gap =
+                            Some(after.map_or_else(|| "none".to_owned(), |s| s.to_string()));
+                    }
+                    Some(ReadEvent::End) => {
+                        { let r = self.finish_shard(false).await; self.fenced(r)?; }
+                        return Ok(ShardOutcome::Finished);
+                    }
+                    Some(ReadEvent::Gone) => {
+                        { let r = self.finish_shard(true).await; self.fenced(r)?; }
+                        return Ok(ShardOutcome::Finished);
+                    }
+                    None => return Err(ShardError::ReaderGone),
+                },
+            }
+            if self.lost {
+                return Ok(ShardOutcome::Lost);
+            }
+        }
+    }
+}
+
+impl ShardTask {
+    /// A lost lease ends the task quietly (another worker owns the shard now).
+    fn fenced(&mut self, r: Result<(), ShardError>) -> Result<(), ShardError> {
+        match r {
+            Err(ShardError::Lease(LeaseError::Lost(key))) => {
+                tracing::warn!(lease = %key, "lease lost: this worker stops reading the shard");
+                self.lost = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Adds one row, publishing the open file first when the row belongs to another day: a file
+    /// holds one `dt` partition and a contiguous run of the shard's sequence numbers.
+    async fn push(&mut self, row: ChangeRecord) -> Result<(), ShardError> {
+        let dt = dt_of_millis(row.event_time_ms);
+        if self.open.as_ref().is_some_and(|o| o.dt != dt) {
+            let r = self.publish_open(false).await;
+            self.fenced(r)?;
+            if self.lost {
+                return Ok(());
+            }
+        }
+        let seq = row
+            .sequence_number
+            .clone()
+            .expect("stream rows carry a sequence number");
+        let open = self.open.get_or_insert_with(|| OpenFile {
+            writer: None,
+            dt,
+            first: seq.clone(),
+            last: seq.clone(),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            since: Instant::now(),
+        });
+        open.last = seq;
+        open.pending_bytes += row.approx_bytes();
+        open.pending.push(row);
+        if open.pending_bytes >= ROW_GROUP_BYTES {
+            self.encode_pending().await?;
+        }
+        Ok(())
+    }
+
+    fn open_size_estimate(&self) -> u64 {
+        self.open.as_ref().map_or(0, |o| {
+            o.writer.as_ref().map_or(0, SpoolWriter::bytes_written)
+                + o.pending_bytes as u64 / COMPRESSION_GUESS
+        })
+    }
+
+    /// Encodes the pending rows into a row group of the spool file, off the async workers.
+    async fn encode_pending(&mut self) -> Result<(), ShardError> {
+        let Some(open) = self.open.as_mut() else {
+            return Ok(());
+        };
+        if open.pending.is_empty() {
+            return Ok(());
+        }
+        let writer = match open.writer.take() {
+            Some(w) => w,
+            None => {
+                self.spool_seq += 1;
+                let path = self.settings.spool_dir.join(format!(
+                    "{}_{}_{}.parquet.spool",
+                    self.lease.table, self.lease.shard, self.spool_seq
+                ));
+                SpoolWriter::create(&path)?
+            }
+        };
+        let rows = std::mem::take(&mut open.pending);
+        open.pending_bytes = 0;
+        let (writer, result) = tokio::task::spawn_blocking(move || {
+            let mut writer = writer;
+            let r = writer.write(&rows, now_ms());
+            (writer, r)
+        })
+        .await
+        .expect("encoding does not panic");
+        open.writer = Some(writer);
+        result?;
+        Ok(())
+    }
+
+    /// Publishes the open file (if it holds rows) and checkpoints its last record.
+    async fn publish_open(&mut self, shard_end: bool) -> Result<(), ShardError> {
+        if self.open.is_none() {
+            return Ok(());
+        }
+        self.encode_pending().await?;
+        let open = self.open.take().expect("checked above");
+        let writer = open.writer.expect("encode_pending created the writer");
+        let rows = writer.rows();
+        let mut kv = self.base_metadata();
+        kv.push((meta::FIRST_SEQUENCE.into(), open.first.to_string()));
+        kv.push((meta::LAST_SEQUENCE.into(), open.last.to_string()));
+        kv.push((meta::RECORD_COUNT.into(), rows.to_string()));
+        kv.push((meta::SHARD_END.into(), shard_end.to_string()));
+        let spooled = finish(writer, kv).await?;
+        let key = stream_file_key(
+            &self.lease.table,
+            &open.dt,
+            &self.lease.shard,
+            &open.first,
+            &open.last,
+        );
+        let checkpoint = if shard_end {
+            Checkpoint::ShardEnd
+        } else {
+            Checkpoint::At(open.last.clone())
+        };
+        self.publish_and_checkpoint(&key, spooled, checkpoint, open.since)
+            .await
+    }
+
+    /// The shard has ended: publish what is open as its last file, or an empty end marker, and
+    /// checkpoint SHARD_END so its children may start.
+    async fn finish_shard(&mut self, gone: bool) -> Result<(), ShardError> {
+        if gone {
+            // Records between the last one read and the shard's end can no longer be read.
+            let after = self
+                .open
+                .as_ref()
+                .map(|o| o.last.to_string())
+                .or_else(|| match &self.lease.checkpoint {
+                    Checkpoint::At(s) => Some(s.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "none".into());
+            tracing::error!(table = %self.lease.table, shard = %self.lease.shard, gap_after = %after, "RECORDS MAY BE LOST: the shard expired from the stream before it was read to its end");
+            self.publish_open(false).await?;
+            self.pending_gap = Some(after);
+        } else if self.open.is_some() {
+            self.publish_open(true).await?;
+            self.finished_metric();
+            return Ok(());
+        }
+        self.spool_seq += 1;
+        let path = self.settings.spool_dir.join(format!(
+            "{}_{}_{}.end.spool",
+            self.lease.table, self.lease.shard, self.spool_seq
+        ));
+        let writer = SpoolWriter::create(&path)?;
+        let mut kv = self.base_metadata();
+        kv.push((meta::RECORD_COUNT.into(), "0".into()));
+        kv.push((meta::SHARD_END.into(), "true".into()));
+        if let Checkpoint::At(s) = &self.lease.checkpoint {
+            kv.push((meta::LAST_SEQUENCE.into(), s.to_string()));
+        }
+        let spooled = finish(writer, kv).await?;
+        let key = shard_end_key(
+            &self.lease.table,
+            &dt_of_millis(now_ms()),
+            &self.lease.shard,
+        );
+        self.publish_and_checkpoint(&key, spooled, Checkpoint::ShardEnd, Instant::now())
+            .await?;
+        self.finished_metric();
+        Ok(())
+    }
+
+    fn finished_metric(&self) {
+        self.metrics.inc(
+            "archiver_shards_finished_total",
+            &[("table", self.lease.table.as_str())],
+            1,
+        );
+    }
+
+    /// Metadata every file of this shard carries; consumes the pending gap.
+    fn base_metadata(&mut self) -> Vec<(String, String)> {
+        let mut kv = vec![
+            (meta::TABLE.into(), self.lease.table.to_string()),
+            (meta::STREAM_ARN.into(), self.lease.stream.to_string()),
+            (meta::SHARD_ID.into(), self.lease.shard.to_string()),
+            (meta::SCHEMA_VERSION.into(), SCHEMA_VERSION.into()),
+            (
+                meta::ARCHIVER_VERSION.into(),
+                env!("CARGO_PKG_VERSION").into(),
+            ),
+        ];
+        match self.lease.last_file_sha256 {
+            Some(sha) => kv.push((meta::PREVIOUS_SHA256.into(), hex::encode(sha))),
+            None => kv.push((
+                meta::START_POSITION.into(),
+                match &self.lease.checkpoint {
+                    Checkpoint::TrimHorizon => "TRIM_HORIZON".into(),
+                    Checkpoint::Latest => "LATEST".into(),
+                    Checkpoint::At(s) => format!("AFTER_SEQUENCE_NUMBER:{s}"),
+                    Checkpoint::ShardEnd => "SHARD_END".into(),
+                },
+            )),
+        }
+        if let Some(gap) = self.pending_gap.take() {
+            kv.push((meta::GAP_AFTER_SEQUENCE.into(), gap));
+        }
+        kv
+    }
+
+    async fn publish_and_checkpoint(
+        &mut self,
+        key: &str,
+        spooled: SpooledFile,
+        checkpoint: Checkpoint,
+        since: Instant,
+    ) -> Result<(), ShardError> {
+        let started = Instant::now();
+        let table = self.lease.table.clone();
+        let labels = [("table", table.as_str())];
+        let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
+        let published = loop {
+            match self.sink.publish(key, &spooled).await {
+                Ok(p) => break p,
+                Err(e) if e.is_retryable() => {
+                    let delay = backoff.next_delay();
+                    self.metrics
+                        .inc("archiver_errors_total", &[("kind", "publish")], 1);
+                    tracing::warn!(table = %table, shard = %self.lease.shard, key, "publishing failed; retrying in {delay:?}: {e}");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&spooled.path);
+                    return Err(e.into());
+                }
+            }
+        };
+        let _ = std::fs::remove_file(&spooled.path);
+        let sha = published.stored_sha256(spooled.sha256);
+        match published {
+            Published::Created => {
+                self.metrics.inc("archiver_files_written_total", &labels, 1);
+                self.metrics
+                    .inc("archiver_bytes_written_total", &labels, spooled.size_bytes);
+                self.metrics
+                    .inc("archiver_records_written_total", &labels, spooled.rows);
+            }
+            Published::AlreadyExisted { .. } => {
+                tracing::info!(table = %table, shard = %self.lease.shard, key, "file already in the archive (written before a restart); not written again");
+                self.metrics
+                    .inc("archiver_files_already_present_total", &labels, 1);
+            }
+        }
+        let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
+        loop {
+            match self
+                .leases
+                .checkpoint(&mut self.lease, checkpoint.clone(), Some((key, sha)))
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if e.is_retryable() => {
+                    let delay = backoff.next_delay();
+                    self.metrics
+                        .inc("archiver_errors_total", &[("kind", "checkpoint")], 1);
+                    tracing::warn!(table = %table, shard = %self.lease.shard, "checkpoint failed; retrying in {delay:?}: {e}");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(ShardError::Lease(e)),
+            }
+        }
+        self.metrics.inc("archiver_checkpoints_total", &labels, 1);
+        self.metrics
+            .add_seconds("archiver_flush_seconds_sum", started.elapsed());
+        self.metrics.inc("archiver_flush_seconds_count", &[], 1);
+        tracing::debug!(table = %table, shard = %self.lease.shard, key, rows = spooled.rows, bytes = spooled.size_bytes, waited_ms = since.elapsed().as_millis() as u64, checkpoint = %checkpoint, "file published and checkpointed");
+        Ok(())
+    }
+}
+
+async fn finish(writer: SpoolWriter, kv: Vec<(String, String)>) -> Result<SpooledFile, WriteError> {
+    tokio::task::spawn_blocking(move || writer.finish(kv))
+        .await
+        .expect("finishing a file does not panic")
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

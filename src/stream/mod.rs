@@ -1,0 +1,4 @@
+//! Reading DynamoDB Streams: typed calls ([`api`]) and the per-shard reader task ([`reader`]).
+
+pub mod api;
+pub mod reader;

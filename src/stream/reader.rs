@@ -1,0 +1,213 @@
+//! One shard's reader: a task that follows a shard with GetRecords and sends what it finds over a
+//! bounded channel, so the next page is fetched while the previous one is encoded and uploaded.
+//!
+//! It answers each failure differently:
+//! - expired iterator: a fresh one after the last record it read (nothing skipped, nothing twice);
+//! - trimmed data: a loud error and a `Trimmed` event naming the lost range, then TRIM_HORIZON;
+//! - shard gone (expired from the stream): a `Gone` event;
+//! - throttling, 5xx, timeouts, unparseable responses: counted, logged, retried with backoff and
+//!   jitter until shutdown.
+//!
+//! A busy shard is read continuously; after an empty page the reader waits [`IDLE_POLL`].
+
+use super::api::{self, Page, Position, StreamError};
+use crate::backoff::Backoff;
+use crate::metrics::Metrics;
+use crate::types::{SequenceNumber, ShardId, StreamArn, TableName};
+use aws_sdk_dynamodbstreams::types::Record;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The wait after an empty page: about one call per second on an idle shard, as the KCL does.
+pub const IDLE_POLL: Duration = Duration::from_secs(1);
+const RETRY_BASE: Duration = Duration::from_millis(200);
+const RETRY_CAP: Duration = Duration::from_secs(20);
+
+/// What the reader tells the shard's writer, in stream order.
+#[derive(Debug)]
+pub enum ReadEvent {
+    /// A non-empty page of records.
+    Records(Vec<Record>),
+    /// Records were trimmed before they were read: the gap starts after `after` (or at the
+    /// shard's start when nothing had been read). Reading goes on from TRIM_HORIZON.
+    Trimmed { after: Option<SequenceNumber> },
+    /// The shard is closed and every record was read.
+    End,
+    /// The shard no longer exists in the stream (it expired).
+    Gone,
+}
+
+pub struct ShardReader {
+    pub streams: aws_sdk_dynamodbstreams::Client,
+    pub table: TableName,
+    pub stream: StreamArn,
+    pub shard: ShardId,
+    /// Where reading starts; moves to `After(last read)` as records arrive.
+    pub position: Position,
+    pub metrics: Arc<Metrics>,
+}
+
+impl ShardReader {
+    /// Reads until the shard ends, the receiver is dropped, or `stop` is cancelled.
+    pub async fn run(mut self, events: mpsc::Sender<ReadEvent>, stop: CancellationToken) {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = self.read_loop(&events) => {}
+        }
+    }
+
+    async fn read_loop(&mut self, events: &mpsc::Sender<ReadEvent>) {
+        let mut iterator: Option<String> = None;
+        let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
+        let table = self.table.clone();
+        let labels = [("table", table.as_str())];
+        loop {
+            let it = match &iterator {
+                Some(it) => it.clone(),
+                None => match api::shard_iterator(
+                    &self.streams,
+                    &self.stream,
+                    &self.shard,
+                    &self.position,
+                )
+                .await
+                {
+                    Ok(it) => {
+                        backoff.reset();
+                        iterator = Some(it.clone());
+                        it
+                    }
+                    Err(StreamError::TrimmedData(msg)) => {
+                        if !self.trimmed(events, &msg).await {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(StreamError::NotFound(msg)) => {
+                        tracing::warn!(table = %self.table, shard = %self.shard, "shard is gone from the stream: {msg}");
+                        let _ = events.send(ReadEvent::Gone).await;
+                        return;
+                    }
+                    Err(e) => {
+                        self.retry_later(&e, &mut backoff).await;
+                        continue;
+                    }
+                },
+            };
+            match api::get_records(&self.streams, &it).await {
+                Ok(Page {
+                    records,
+                    next_iterator,
+                }) => {
+                    backoff.reset();
+                    self.metrics.touch_shard(&self.table, &self.shard);
+                    let empty = records.is_empty();
+                    if let Some(last) = records
+                        .last()
+                        .and_then(|r| r.dynamodb())
+                        .and_then(|d| d.sequence_number())
+                        .and_then(|s| SequenceNumber::parse(s).ok())
+                    {
+                        self.position = Position::After(last);
+                    }
+                    if let Some(newest) = records
+                        .last()
+                        .and_then(|r| r.dynamodb())
+                        .and_then(|d| d.approximate_creation_date_time())
+                    {
+                        self.metrics.set_iterator_age(
+                            &self.table,
+                            &self.shard,
+                            newest.to_millis().unwrap_or(0),
+                        );
+                    } else if empty {
+                        // Caught up: the newest record's age no longer describes the lag.
+                        self.metrics.clear_iterator_age(&self.table, &self.shard);
+                    }
+                    if !empty {
+                        self.metrics.inc(
+                            "archiver_records_read_total",
+                            &labels,
+                            records.len() as u64,
+                        );
+                        if events.send(ReadEvent::Records(records)).await.is_err() {
+                            return;
+                        }
+                    }
+                    match next_iterator {
+                        None => {
+                            let _ = events.send(ReadEvent::End).await;
+                            return;
+                        }
+                        Some(next) => iterator = Some(next),
+                    }
+                    if empty {
+                        tokio::time::sleep(IDLE_POLL).await;
+                    }
+                }
+                Err(StreamError::ExpiredIterator) => {
+                    tracing::info!(table = %self.table, shard = %self.shard, position = %self.position, "shard iterator expired; opening a fresh one after the last record read");
+                    self.metrics
+                        .inc("archiver_expired_iterators_total", &labels, 1);
+                    iterator = None;
+                }
+                Err(StreamError::TrimmedData(msg)) => {
+                    iterator = None;
+                    if !self.trimmed(events, &msg).await {
+                        return;
+                    }
+                }
+                Err(StreamError::NotFound(msg)) => {
+                    tracing::warn!(table = %self.table, shard = %self.shard, "shard is gone from the stream: {msg}");
+                    let _ = events.send(ReadEvent::Gone).await;
+                    return;
+                }
+                Err(e) => {
+                    // A stale iterator is cheap to replace and may be the cause.
+                    if matches!(e, StreamError::Other(_)) {
+                        iterator = None;
+                    }
+                    self.retry_later(&e, &mut backoff).await;
+                }
+            }
+        }
+    }
+
+    /// Records a trim: loud, counted, sent on as an event; reading resumes at TRIM_HORIZON.
+    async fn trimmed(&mut self, events: &mpsc::Sender<ReadEvent>, msg: &str) -> bool {
+        let after = match &self.position {
+            Position::After(s) => Some(s.clone()),
+            _ => None,
+        };
+        tracing::error!(
+            table = %self.table,
+            shard = %self.shard,
+            gap_after = after.as_ref().map_or("shard start".to_string(), |s| s.to_string()),
+            "RECORDS LOST: the stream trimmed records of this shard before they were archived (older than 24 hours); the gap is recorded in the next file's metadata and reading continues from TRIM_HORIZON: {msg}"
+        );
+        self.metrics.inc(
+            "archiver_trimmed_gaps_total",
+            &[
+                ("table", self.table.as_str()),
+                ("shard", self.shard.as_str()),
+            ],
+            1,
+        );
+        self.position = Position::TrimHorizon;
+        events.send(ReadEvent::Trimmed { after }).await.is_ok()
+    }
+
+    async fn retry_later(&self, e: &StreamError, backoff: &mut Backoff) {
+        let delay = backoff.next_delay();
+        self.metrics
+            .inc("archiver_errors_total", &[("kind", e.kind())], 1);
+        if matches!(e, StreamError::Unparseable(_)) || backoff.attempts() > 3 {
+            tracing::error!(table = %self.table, shard = %self.shard, kind = e.kind(), attempt = backoff.attempts(), "reading the shard failed; retrying in {delay:?}: {e}");
+        } else {
+            tracing::warn!(table = %self.table, shard = %self.shard, kind = e.kind(), "reading the shard failed; retrying in {delay:?}: {e}");
+        }
+        tokio::time::sleep(delay).await;
+    }
+}

@@ -1,0 +1,23 @@
+//! Logging: JSON lines (the default, for CloudWatch Logs) or human text, filtered by `RUST_LOG`
+//! (default `info`). Item contents are only ever logged at debug level.
+
+use crate::config::cli::LogFormat;
+use tracing_subscriber::EnvFilter;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests calling into the library) is harmless; ignore it.
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.with_target(false).try_init(),
+    };
+}
