@@ -177,6 +177,14 @@ impl ShardReader {
 
     /// Records a trim: loud, counted, sent on as an event; reading resumes at TRIM_HORIZON.
     async fn trimmed(&mut self, events: &mpsc::Sender<ReadEvent>, msg: &str) -> bool {
+        if self.position == Position::TrimHorizon {
+            // Trimmed even at TRIM_HORIZON: nothing of the shard is readable any more (DynamoDB
+            // Local answers so for a closed shard older than 24 hours). Jumping to TRIM_HORIZON
+            // again would loop; the shard is as good as gone.
+            tracing::warn!(table = %self.table, shard = %self.shard, "shard data is trimmed even at TRIM_HORIZON; treating the shard as gone: {msg}");
+            let _ = events.send(ReadEvent::Gone).await;
+            return false;
+        }
         let after = match &self.position {
             Position::After(s) => Some(s.clone()),
             _ => None,

@@ -1,0 +1,7 @@
+//! Integration tests: real servers on 127.0.0.1 and the archiver as a real process.
+
+mod support;
+
+mod bad_input;
+mod fidelity;
+mod stream_archive;

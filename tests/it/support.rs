@@ -1,0 +1,551 @@
+//! Test support: real servers on 127.0.0.1 (DynamoDB Local with its test hooks, the moto server),
+//! the archiver run as a real process, and a reader for the archive it writes.
+//!
+//! Each test starts its own servers on free ports, so tests never share state (DynamoDB Local's
+//! time-dilation hook would trim every other test's streams) and can run in parallel.
+
+#![allow(dead_code)]
+
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, StreamSpecification, StreamViewType,
+};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::FileReader;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn local_bin(name: &str) -> PathBuf {
+    let p = repo().join(".local/bin").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `scripts/local-stack install` (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
+pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_logged(mut cmd: Command, log: &Path) -> Child {
+    let out = std::fs::File::create(log).unwrap();
+    cmd.stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+}
+
+fn wait_port(port: u16, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            panic!(
+                "{what} did not listen on 127.0.0.1:{port}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// DynamoDB Local (with Streams) and, optionally, moto for S3.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub ddb: Server,
+    pub control_port: u16,
+    pub moto: Option<Server>,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
+    pub s3: Option<aws_sdk_s3::Client>,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    pub async fn start_with_s3() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(with_moto: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, control_port) = (free_port(), free_port());
+        let log = dir.path().join("ddb.log");
+        let mut cmd = Command::new(local_bin("ddb-local"));
+        cmd.args(["--port", &port.to_string(), "--control-port", &control_port.to_string()]);
+        let ddb = Server {
+            child: spawn_logged(cmd, &log),
+            port,
+            log: log.clone(),
+        };
+        let moto = with_moto.then(|| {
+            let port = free_port();
+            let log = dir.path().join("moto.log");
+            let mut cmd = Command::new(local_bin("moto-server"));
+            cmd.args(["--port", &port.to_string()]);
+            Server {
+                child: spawn_logged(cmd, &log),
+                port,
+                log,
+            }
+        });
+        wait_port(port, "DynamoDB Local", &log);
+        wait_port(control_port, "DynamoDB Local's control port", &log);
+        if let Some(m) = &moto {
+            wait_port(m.port, "moto", &m.log);
+        }
+        let config = sdk_config().await;
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .endpoint_url(format!("http://127.0.0.1:{port}"))
+                .build(),
+        );
+        let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+            aws_sdk_dynamodbstreams::config::Builder::from(&config)
+                .endpoint_url(format!("http://127.0.0.1:{port}"))
+                .build(),
+        );
+        let s3 = moto.as_ref().map(|m| {
+            aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .endpoint_url(format!("http://127.0.0.1:{}", m.port))
+                    .force_path_style(true)
+                    .build(),
+            )
+        });
+        let stack = Self {
+            dir,
+            ddb,
+            control_port,
+            moto,
+            dynamodb,
+            streams,
+            s3,
+        };
+        // Listening is not serving: wait until a real call answers.
+        let c = stack.dynamodb.clone();
+        poll("DynamoDB Local to answer", Duration::from_secs(60), || {
+            let c = c.clone();
+            async move { c.list_tables().send().await.ok().map(|_| ()) }
+        })
+        .await;
+        stack
+    }
+
+    /// Environment for an archiver process talking to this stack.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let ddb = format!("http://127.0.0.1:{}", self.ddb.port);
+        let mut env = vec![
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ENDPOINT_URL_DYNAMODB".into(), ddb.clone()),
+            ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS".into(), ddb),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ];
+        if let Some(m) = &self.moto {
+            env.push((
+                "AWS_ENDPOINT_URL_S3".into(),
+                format!("http://127.0.0.1:{}", m.port),
+            ));
+        }
+        env
+    }
+
+    /// Sends a line to DynamoDB Local's test-hook control port (`rollover`, `dilate <ms>`).
+    pub fn control(&self, line: &str) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.control_port)).unwrap();
+        writeln!(s, "{line}").unwrap();
+        let mut answer = String::new();
+        BufReader::new(s).read_line(&mut answer).unwrap();
+        assert_eq!(answer.trim(), "ok", "control `{line}` answered {answer}");
+    }
+
+    /// Creates a table with a stream (NEW_AND_OLD_IMAGES by default) and a numeric hash key.
+    pub async fn create_table(&self, name: &str, key: &str, view: Option<StreamViewType>) {
+        let mut req = self
+            .dynamodb
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(key)
+                    .attribute_type(ScalarAttributeType::N)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(key)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            );
+        if let Some(v) = view {
+            req = req.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(v)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        req.send().await.unwrap();
+    }
+
+    pub async fn create_bucket(&self, bucket: &str) {
+        let s3 = self.s3.as_ref().expect("stack started with S3");
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+
+    /// Every record of a table's stream, read independently of the archiver (all shards, from
+    /// TRIM_HORIZON to the current end), as (event_id, sequence number) by shard.
+    pub async fn stream_truth(&self, table: &str) -> Vec<(String, String, String)> {
+        let arn = self
+            .dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap()
+            .table
+            .unwrap()
+            .latest_stream_arn
+            .unwrap();
+        let desc = self
+            .streams
+            .describe_stream()
+            .stream_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for shard in desc.stream_description.unwrap().shards.unwrap_or_default() {
+            let sid = shard.shard_id.unwrap();
+            let mut it = self
+                .streams
+                .get_shard_iterator()
+                .stream_arn(&arn)
+                .shard_id(&sid)
+                .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .unwrap()
+                .shard_iterator;
+            while let Some(i) = it {
+                let page = self.streams.get_records().shard_iterator(i).send().await.unwrap();
+                let records = page.records.unwrap_or_default();
+                let empty = records.is_empty();
+                for r in records {
+                    out.push((
+                        sid.clone(),
+                        r.event_id.unwrap(),
+                        r.dynamodb.unwrap().sequence_number.unwrap(),
+                    ));
+                }
+                it = page.next_shard_iterator;
+                if empty {
+                    break; // an open shard at its current end
+                }
+            }
+        }
+        out
+    }
+}
+
+async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// The archiver binary, run as a real process.
+pub struct Archiver {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Archiver {
+    pub fn start(stack: &Stack, args: &[&str]) -> Self {
+        Self::start_env(stack, args, &[])
+    }
+
+    pub fn start_env(stack: &Stack, args: &[&str], extra_env: &[(&str, &str)]) -> Self {
+        let log = stack
+            .dir
+            .path()
+            .join(format!("archiver-{}.log", free_port()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamo-archiver"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .envs(stack.env())
+            .envs(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Self {
+            child: Some(spawn_logged(cmd, &log)),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("archiver did not exit within {timeout:?}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs to completion and returns (exit code, log).
+    pub fn run_to_exit(stack: &Stack, args: &[&str], timeout: Duration) -> (i32, String) {
+        let mut a = Self::start(stack, args);
+        let status = a.wait(timeout);
+        (status.code().unwrap_or(-1), a.log_text())
+    }
+}
+
+impl Drop for Archiver {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One row read back from the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub file: String,
+    pub event_id: String,
+    pub event_name: String,
+    pub event_time_ms: i64,
+    pub table_name: String,
+    pub shard_id: Option<String>,
+    pub sequence_number: Option<String>,
+    pub keys: String,
+    pub new_image: Option<String>,
+    pub old_image: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub user_identity: Option<String>,
+}
+
+impl Row {
+    pub fn seq_u128(&self) -> u128 {
+        self.sequence_number.as_ref().unwrap().parse().unwrap()
+    }
+}
+
+/// Every `.parquet` file under `dir`, relative paths sorted.
+pub fn archive_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The key-value metadata of one file.
+pub fn file_metadata(path: &Path) -> HashMap<String, String> {
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    reader
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn read_parquet_bytes(name: &str, bytes: bytes::Bytes) -> Vec<Row> {
+    let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut rows = Vec::new();
+    for b in batches {
+        let col = |n: &str| {
+            b.column_by_name(n)
+                .unwrap_or_else(|| panic!("column {n}"))
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .clone()
+        };
+        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
+        let (id, name_, keys, new, old, shard, seq, who, table) = (
+            col("event_id"),
+            col("event_name"),
+            col("keys"),
+            col("new_image"),
+            col("old_image"),
+            col("shard_id"),
+            col("sequence_number"),
+            col("user_identity"),
+            col("table_name"),
+        );
+        let time = b
+            .column_by_name("event_time")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .unwrap()
+            .clone();
+        let size = b
+            .column_by_name("size_bytes")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .clone();
+        for i in 0..b.num_rows() {
+            rows.push(Row {
+                file: name.to_owned(),
+                event_id: id.value(i).to_owned(),
+                event_name: name_.value(i).to_owned(),
+                event_time_ms: time.value(i),
+                table_name: table.value(i).to_owned(),
+                shard_id: opt(&shard, i),
+                sequence_number: opt(&seq, i),
+                keys: keys.value(i).to_owned(),
+                new_image: opt(&new, i),
+                old_image: opt(&old, i),
+                size_bytes: (!size.is_null(i)).then(|| size.value(i)),
+                user_identity: opt(&who, i),
+            });
+        }
+    }
+    rows
+}
+
+/// Every row of every file under `dir`, in file order.
+pub fn read_archive(dir: &Path) -> Vec<Row> {
+    archive_files(dir)
+        .iter()
+        .flat_map(|p| {
+            let name = p.strip_prefix(dir).unwrap().display().to_string();
+            read_parquet_bytes(&name, bytes::Bytes::from(std::fs::read(p).unwrap()))
+        })
+        .collect()
+}
+
+/// Common `run` arguments for tests: fast flushes, no HTTP port clash.
+pub fn run_args<'a>(table: &'a str, archive: &'a str, spool: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--table",
+        table,
+        "--archive",
+        archive,
+        "--flush-interval",
+        "1s",
+        "--http",
+        "off",
+        "--log-format",
+        "text",
+        "--spool-dir",
+        spool,
+        "--discovery-interval",
+        "2s",
+    ]
+}
