@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The worker: follow the streams of the configured tables until SIGTERM or SIGINT.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the archive schema, the Athena/Glue DDL and a DuckDB view for a table.
     Schema(SchemaArgs),
 }

@@ -6,7 +6,10 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(60);
 
 fn assert_config_error(code: i32, log: &str, needles: &[&str]) {
-    assert_eq!(code, 2, "exit status 2 for a configuration error; log:\n{log}");
+    assert_eq!(
+        code, 2,
+        "exit status 2 for a configuration error; log:\n{log}"
+    );
     for n in needles {
         assert!(log.contains(n), "message should contain `{n}`; log:\n{log}");
     }
@@ -24,7 +27,11 @@ async fn missing_table_and_table_without_stream() {
 
     stack.create_table("nostream", "id", None).await;
     let (code, log) = Archiver::run_to_exit(&stack, &run_args("nostream", a, sp), T);
-    assert_config_error(code, &log, &["`nostream` has no stream", "NEW_AND_OLD_IMAGES"]);
+    assert_config_error(
+        code,
+        &log,
+        &["`nostream` has no stream", "NEW_AND_OLD_IMAGES"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -34,27 +41,50 @@ async fn bad_options_and_config_files() {
     let spool = dir.join("spool");
     let sp = spool.to_str().unwrap();
     stack
-        .create_table("users", "id", Some(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages))
+        .create_table(
+            "users",
+            "id",
+            Some(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages),
+        )
         .await;
 
     let cfg = dir.join("bad.toml");
     std::fs::write(&cfg, "tables = [\"users\"]\nflush_intervall = \"5s\"\n").unwrap();
     let (code, log) = Archiver::run_to_exit(
         &stack,
-        &["run", "--config", cfg.to_str().unwrap(), "--archive", "/tmp/x"],
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--archive",
+            "/tmp/x",
+        ],
         T,
     );
     assert_config_error(code, &log, &["flush_intervall", "bad.toml"]);
 
     let (code, log) = Archiver::run_to_exit(&stack, &run_args("users", "s3:/bucket/x", sp), T);
-    assert_config_error(code, &log, &["--archive `s3:/bucket/x`", "s3://bucket/prefix"]);
+    assert_config_error(
+        code,
+        &log,
+        &["--archive `s3:/bucket/x`", "s3://bucket/prefix"],
+    );
 
-    let (code, log) = Archiver::run_to_exit(&stack, &run_args("users", "/proc/archive-here", sp), T);
+    let (code, log) =
+        Archiver::run_to_exit(&stack, &run_args("users", "/proc/archive-here", sp), T);
     assert_config_error(code, &log, &["/proc/archive-here", "not writable"]);
 
     let (code, log) = Archiver::run_to_exit(
         &stack,
-        &["run", "--table", "users", "--archive", "/tmp/x", "--flush-interval", "10"],
+        &[
+            "run",
+            "--table",
+            "users",
+            "--archive",
+            "/tmp/x",
+            "--flush-interval",
+            "10",
+        ],
         T,
     );
     assert_config_error(code, &log, &["--flush-interval", "10s"]);
@@ -67,12 +97,20 @@ async fn bad_options_and_config_files() {
 async fn missing_bucket_is_named() {
     let stack = Stack::start_with_s3().await;
     stack
-        .create_table("users", "id", Some(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages))
+        .create_table(
+            "users",
+            "id",
+            Some(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages),
+        )
         .await;
     let spool = stack.dir.path().join("spool");
     let (code, log) = Archiver::run_to_exit(
         &stack,
-        &run_args("users", "s3://no-such-bucket/archive", spool.to_str().unwrap()),
+        &run_args(
+            "users",
+            "s3://no-such-bucket/archive",
+            spool.to_str().unwrap(),
+        ),
         T,
     );
     assert_config_error(code, &log, &["no-such-bucket", "does not exist"]);
@@ -89,9 +127,17 @@ fn help_documents_every_option_with_default_and_variable() {
         ("--table", "ARCHIVER_TABLES", "required"),
         ("--archive", "ARCHIVER_ARCHIVE", ""),
         ("--firehose", "ARCHIVER_FIREHOSE", ""),
-        ("--lease-table", "ARCHIVER_LEASE_TABLE", "dynamo-archiver-leases"),
+        (
+            "--lease-table",
+            "ARCHIVER_LEASE_TABLE",
+            "dynamo-archiver-leases",
+        ),
         ("--worker-id", "ARCHIVER_WORKER_ID", "hostname:pid"),
-        ("--start-position", "ARCHIVER_START_POSITION", "trim-horizon"),
+        (
+            "--start-position",
+            "ARCHIVER_START_POSITION",
+            "trim-horizon",
+        ),
         ("--flush-interval", "ARCHIVER_FLUSH_INTERVAL", "60s"),
         ("--flush-size", "ARCHIVER_FLUSH_SIZE", "128MiB"),
         ("--http", "ARCHIVER_HTTP", "0.0.0.0:9464"),
@@ -102,6 +148,9 @@ fn help_documents_every_option_with_default_and_variable() {
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
         assert!(help.contains(env), "{env} missing from --help:\n{help}");
-        assert!(help.contains(default), "default {default} missing from --help");
+        assert!(
+            help.contains(default),
+            "default {default} missing from --help"
+        );
     }
 }

@@ -27,35 +27,68 @@ fn corpus() -> Vec<HashMap<String, A>> {
         m
     };
     vec![
-        item(1, vec![
-            ("big", A::N("12345678901234567890123456789012345678".into())),
-            ("neg", A::N("-98765432109876543210987654321098765432".into())),
-            ("tiny", A::N("1E-130".into())),
-            ("huge", A::N("9.9999999999999999999999999999999999999E+125".into())),
-            ("frac", A::N("0.1000000000000000000000000000000000001".into())),
-        ]),
-        item(2, vec![("bytes", A::B(Blob::new((0u8..=255).collect::<Vec<u8>>())))]),
-        item(3, vec![
-            ("ss", A::Ss(vec!["b".into(), "a".into(), "".to_owned() + "z"])),
-            ("ns", A::Ns(vec!["1".into(), "-2.5".into(), "1E+100".into()])),
-            ("bs", A::Bs(vec![Blob::new(vec![0u8]), Blob::new(vec![255u8, 1])])),
-        ]),
+        item(
+            1,
+            vec![
+                ("big", A::N("12345678901234567890123456789012345678".into())),
+                (
+                    "neg",
+                    A::N("-98765432109876543210987654321098765432".into()),
+                ),
+                ("tiny", A::N("1E-130".into())),
+                (
+                    "huge",
+                    A::N("9.9999999999999999999999999999999999999E+125".into()),
+                ),
+                (
+                    "frac",
+                    A::N("0.1000000000000000000000000000000000001".into()),
+                ),
+            ],
+        ),
+        item(
+            2,
+            vec![("bytes", A::B(Blob::new((0u8..=255).collect::<Vec<u8>>())))],
+        ),
+        item(
+            3,
+            vec![
+                (
+                    "ss",
+                    A::Ss(vec!["b".into(), "a".into(), "".to_owned() + "z"]),
+                ),
+                (
+                    "ns",
+                    A::Ns(vec!["1".into(), "-2.5".into(), "1E+100".into()]),
+                ),
+                (
+                    "bs",
+                    A::Bs(vec![Blob::new(vec![0u8]), Blob::new(vec![255u8, 1])]),
+                ),
+            ],
+        ),
         item(4, vec![("deep", nested(30))]),
-        item(5, vec![
-            ("empty", A::S(String::new())),
-            ("emptyb", A::B(Blob::new(Vec::<u8>::new()))),
-            ("emptyl", A::L(vec![])),
-            ("null", A::Null(true)),
-            ("t", A::Bool(true)),
-            ("f", A::Bool(false)),
-        ]),
-        item(6, vec![
-            ("emoji", A::S("😀👩‍👩‍👧‍👦🏳️‍🌈".into())),
-            ("rtl", A::S("שלום عليكم \u{202e}abc".into())),
-            ("combining", A::S("e\u{301}a\u{308}\u{20dd}".into())),
-            ("controls", A::S("tab\there\nnew\"quote\\back\u{1}".into())),
-            ("ключ ü", A::S("non-ASCII attribute name".into())),
-        ]),
+        item(
+            5,
+            vec![
+                ("empty", A::S(String::new())),
+                ("emptyb", A::B(Blob::new(Vec::<u8>::new()))),
+                ("emptyl", A::L(vec![])),
+                ("null", A::Null(true)),
+                ("t", A::Bool(true)),
+                ("f", A::Bool(false)),
+            ],
+        ),
+        item(
+            6,
+            vec![
+                ("emoji", A::S("😀👩‍👩‍👧‍👦🏳️‍🌈".into())),
+                ("rtl", A::S("שלום عليكم \u{202e}abc".into())),
+                ("combining", A::S("e\u{301}a\u{308}\u{20dd}".into())),
+                ("controls", A::S("tab\there\nnew\"quote\\back\u{1}".into())),
+                ("ключ ü", A::S("non-ASCII attribute name".into())),
+            ],
+        ),
         // Near the 400 KB item limit.
         item(7, vec![("blob", A::S("x".repeat(399_000)))]),
     ]
@@ -82,7 +115,11 @@ async fn hostile_corpus_survives_byte_for_byte() {
     let spool = stack.dir.path().join("spool");
     let mut archiver = Archiver::start(
         &stack,
-        &run_args("hostile", archive.to_str().unwrap(), spool.to_str().unwrap()),
+        &run_args(
+            "hostile",
+            archive.to_str().unwrap(),
+            spool.to_str().unwrap(),
+        ),
     );
     let want = items.len();
     let rows = poll("the corpus in the archive", Duration::from_secs(90), || {
@@ -114,17 +151,31 @@ async fn hostile_corpus_survives_byte_for_byte() {
             .unwrap();
         let expected = encode_item(&got).unwrap();
         let keys = format!(r#"{{"id":{{"N":"{id}"}}}}"#);
-        let row = rows.iter().find(|r| r.keys == keys).unwrap_or_else(|| panic!("no row for {keys}"));
+        let row = rows
+            .iter()
+            .find(|r| r.keys == keys)
+            .unwrap_or_else(|| panic!("no row for {keys}"));
         assert_eq!(row.event_name, "INSERT");
         let image = row.new_image.as_deref().unwrap();
-        assert_eq!(image, expected, "item {id}: archived bytes equal DynamoDB's item");
+        assert_eq!(
+            image, expected,
+            "item {id}: archived bytes equal DynamoDB's item"
+        );
         // Independently of our encoder: the archived JSON decodes to exactly what GetItem gave.
-        assert_eq!(decode_item(image).unwrap(), got, "item {id} decodes to GetItem's item");
+        assert_eq!(
+            decode_item(image).unwrap(),
+            got,
+            "item {id} decodes to GetItem's item"
+        );
         assert_eq!(row.old_image, None);
     }
     // Spot checks on the literal text, for a reader of this test.
     let r1 = rows.iter().find(|r| r.keys.contains(r#""N":"1""#)).unwrap();
-    assert!(r1.new_image.as_ref().unwrap().contains(r#""big":{"N":"12345678901234567890123456789012345678"}"#));
+    assert!(r1
+        .new_image
+        .as_ref()
+        .unwrap()
+        .contains(r#""big":{"N":"12345678901234567890123456789012345678"}"#));
     let r2 = rows.iter().find(|r| r.keys.contains(r#""N":"2""#)).unwrap();
     let v: serde_json::Value = serde_json::from_str(r2.new_image.as_ref().unwrap()).unwrap();
     use base64::Engine;

@@ -35,7 +35,13 @@ async fn workload(stack: &Stack, table: &str, keys: u64, writes: u64, writers: u
                         .table_name(&table)
                         .item("id", n(key))
                         .item("v", n(v))
-                        .item("payload", s(format!("key {key} version {v} {}", "p".repeat((rng % 200) as usize))))
+                        .item(
+                            "payload",
+                            s(format!(
+                                "key {key} version {v} {}",
+                                "p".repeat((rng % 200) as usize)
+                            )),
+                        )
                         .send()
                         .await
                         .unwrap();
@@ -63,8 +69,14 @@ async fn workload(stack: &Stack, table: &str, keys: u64, writes: u64, writers: u
                 };
                 // A REMOVE carries the version of the item it deleted.
                 let recorded = if op == "REMOVE" { v - 1 } else { v };
-                state.insert(key, (op != "REMOVE", if op == "REMOVE" { v - 1 } else { v }));
-                written.entry(key).or_default().push((op.to_owned(), recorded));
+                state.insert(
+                    key,
+                    (op != "REMOVE", if op == "REMOVE" { v - 1 } else { v }),
+                );
+                written
+                    .entry(key)
+                    .or_default()
+                    .push((op.to_owned(), recorded));
             }
             written
         }));
@@ -88,10 +100,28 @@ fn key_of(keys: &str) -> u64 {
 
 /// Depth of each shard in the lineage (0 for a root), from DescribeStream.
 async fn shard_depths(stack: &Stack, table: &str) -> HashMap<String, usize> {
-    let arn = stack.dynamodb.describe_table().table_name(table).send().await.unwrap()
-        .table.unwrap().latest_stream_arn.unwrap();
-    let shards = stack.streams.describe_stream().stream_arn(arn).send().await.unwrap()
-        .stream_description.unwrap().shards.unwrap_or_default();
+    let arn = stack
+        .dynamodb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap()
+        .latest_stream_arn
+        .unwrap();
+    let shards = stack
+        .streams
+        .describe_stream()
+        .stream_arn(arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description
+        .unwrap()
+        .shards
+        .unwrap_or_default();
     let parent: HashMap<String, Option<String>> = shards
         .iter()
         .map(|s| (s.shard_id.clone().unwrap(), s.parent_shard_id.clone()))
@@ -119,24 +149,47 @@ async fn assert_exactly_once_in_order(stack: &Stack, table: &str, rows: &[Row], 
     assert_eq!(unique.len(), ids.len(), "no record archived twice");
     let truth_ids: HashSet<&str> = truth.iter().map(|(_, id, _)| id.as_str()).collect();
     let missing: Vec<_> = truth_ids.difference(&unique).take(5).collect();
-    assert!(missing.is_empty(), "{} stream records missing, e.g. {missing:?}", truth_ids.len() - unique.intersection(&truth_ids).count());
-    assert_eq!(unique.len(), truth_ids.len(), "nothing archived that the stream does not hold");
+    assert!(
+        missing.is_empty(),
+        "{} stream records missing, e.g. {missing:?}",
+        truth_ids.len() - unique.intersection(&truth_ids).count()
+    );
+    assert_eq!(
+        unique.len(),
+        truth_ids.len(),
+        "nothing archived that the stream does not hold"
+    );
     let total: usize = written.values().map(Vec::len).sum();
     assert_eq!(rows.len(), total, "one archived record per write");
 
     let depth = shard_depths(stack, table).await;
     let mut sorted: Vec<&Row> = rows.iter().collect();
-    sorted.sort_by_key(|r| (depth.get(r.shard_id.as_deref().unwrap()).copied().unwrap_or(0), r.seq_u128()));
+    sorted.sort_by_key(|r| {
+        (
+            depth
+                .get(r.shard_id.as_deref().unwrap())
+                .copied()
+                .unwrap_or(0),
+            r.seq_u128(),
+        )
+    });
     let mut archived: Written = BTreeMap::new();
     for r in sorted {
         let v = match r.event_name.as_str() {
             "REMOVE" => version(r.old_image.as_deref().unwrap()),
             _ => version(r.new_image.as_deref().unwrap()),
         };
-        archived.entry(key_of(&r.keys)).or_default().push((r.event_name.clone(), v));
+        archived
+            .entry(key_of(&r.keys))
+            .or_default()
+            .push((r.event_name.clone(), v));
     }
     for (key, events) in written {
-        assert_eq!(archived.get(key), Some(events), "key {key}: archived events equal the writes, in order");
+        assert_eq!(
+            archived.get(key),
+            Some(events),
+            "key {key}: archived events equal the writes, in order"
+        );
     }
 }
 
@@ -155,17 +208,30 @@ async fn wait_for_rows(archive: &std::path::Path, n: usize, timeout: Duration) -
 #[tokio::test(flavor = "multi_thread")]
 async fn every_record_once_and_in_order() {
     let stack = Stack::start().await;
-    stack.create_table("orders", "id", Some(StreamViewType::NewAndOldImages)).await;
+    stack
+        .create_table("orders", "id", Some(StreamViewType::NewAndOldImages))
+        .await;
     let archive = stack.dir.path().join("archive");
     let spool = stack.dir.path().join("spool");
-    let mut archiver = Archiver::start(&stack, &run_args("orders", archive.to_str().unwrap(), spool.to_str().unwrap()));
+    let mut archiver = Archiver::start(
+        &stack,
+        &run_args("orders", archive.to_str().unwrap(), spool.to_str().unwrap()),
+    );
     let written = workload(&stack, "orders", 500, 10_000, 8).await;
     let total: usize = written.values().map(Vec::len).sum();
     let rows = wait_for_rows(&archive, total, Duration::from_secs(180)).await;
     archiver.signal("TERM");
-    assert!(archiver.wait(Duration::from_secs(25)).success(), "{}", archiver.log_text());
+    assert!(
+        archiver.wait(Duration::from_secs(25)).success(),
+        "{}",
+        archiver.log_text()
+    );
     let rows_after = read_archive(&archive);
-    assert_eq!(rows.len(), rows_after.len(), "nothing more written after catching up");
+    assert_eq!(
+        rows.len(),
+        rows_after.len(),
+        "nothing more written after catching up"
+    );
     assert_exactly_once_in_order(&stack, "orders", &rows_after, &written).await;
     // File metadata chains each shard's files.
     let files = archive_files(&archive);
@@ -180,13 +246,18 @@ async fn every_record_once_and_in_order() {
             assert_eq!(md["previous_file_sha256"].len(), 64, "{}", f.display());
         }
     }
-    assert_eq!(firsts, 1, "one shard, one first file; every other file names its predecessor");
+    assert_eq!(
+        firsts, 1,
+        "one shard, one first file; every other file names its predecessor"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_and_restart_lose_and_duplicate_nothing() {
     let stack = Arc::new(Stack::start().await);
-    stack.create_table("users", "id", Some(StreamViewType::NewAndOldImages)).await;
+    stack
+        .create_table("users", "id", Some(StreamViewType::NewAndOldImages))
+        .await;
     let archive = stack.dir.path().join("archive");
     let spool = stack.dir.path().join("spool");
     let args = run_args("users", archive.to_str().unwrap(), spool.to_str().unwrap());
@@ -199,7 +270,11 @@ async fn sigterm_and_restart_lose_and_duplicate_nothing() {
         wait_for_rows(&archive, before + 1, Duration::from_secs(60)).await;
         a.signal("TERM");
         let status = a.wait(Duration::from_secs(25));
-        assert!(status.success(), "round {round}: clean exit after SIGTERM; log:\n{}", a.log_text());
+        assert!(
+            status.success(),
+            "round {round}: clean exit after SIGTERM; log:\n{}",
+            a.log_text()
+        );
     }
     let written = load.await.unwrap();
     let total: usize = written.values().map(Vec::len).sum();
@@ -213,10 +288,15 @@ async fn sigterm_and_restart_lose_and_duplicate_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rollovers_keep_lineage_order() {
     let stack = Arc::new(Stack::start().await);
-    stack.create_table("events", "id", Some(StreamViewType::NewAndOldImages)).await;
+    stack
+        .create_table("events", "id", Some(StreamViewType::NewAndOldImages))
+        .await;
     let archive = stack.dir.path().join("archive");
     let spool = stack.dir.path().join("spool");
-    let mut a = Archiver::start(&stack, &run_args("events", archive.to_str().unwrap(), spool.to_str().unwrap()));
+    let mut a = Archiver::start(
+        &stack,
+        &run_args("events", archive.to_str().unwrap(), spool.to_str().unwrap()),
+    );
     let st = stack.clone();
     let load = tokio::spawn(async move { workload(&st, "events", 100, 3_000, 4).await });
     let mut rollovers = 0;
@@ -231,105 +311,197 @@ async fn rollovers_keep_lineage_order() {
     let total: usize = written.values().map(Vec::len).sum();
     let rows = wait_for_rows(&archive, total, Duration::from_secs(120)).await;
     a.signal("TERM");
-    assert!(a.wait(Duration::from_secs(25)).success(), "{}", a.log_text());
+    assert!(
+        a.wait(Duration::from_secs(25)).success(),
+        "{}",
+        a.log_text()
+    );
     assert!(rollovers >= 2, "the workload ran long enough for rollovers");
     let depths = shard_depths(&stack, "events").await;
-    assert!(depths.len() > rollovers, "rollovers created child shards: {depths:?}");
+    assert!(
+        depths.len() > rollovers,
+        "rollovers created child shards: {depths:?}"
+    );
     let shards_with_rows: HashSet<_> = rows.iter().map(|r| r.shard_id.clone().unwrap()).collect();
-    assert!(shards_with_rows.len() >= 2, "records came from several shards");
+    assert!(
+        shards_with_rows.len() >= 2,
+        "records came from several shards"
+    );
     assert_exactly_once_in_order(&stack, "events", &rows, &written).await;
     // Every parent that ended has a file marked shard_end.
     let ended: Vec<_> = archive_files(&archive)
         .into_iter()
         .filter(|f| file_metadata(f).get("shard_end").map(String::as_str) == Some("true"))
         .collect();
-    assert!(ended.len() >= rollovers, "each closed shard's last file says shard_end");
+    assert!(
+        ended.len() >= rollovers,
+        "each closed shard's last file says shard_end"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_iterators_and_trimmed_data() {
     let stack = Stack::start().await;
-    stack.create_table("aging", "id", Some(StreamViewType::NewAndOldImages)).await;
+    stack
+        .create_table("aging", "id", Some(StreamViewType::NewAndOldImages))
+        .await;
     let archive = stack.dir.path().join("archive");
     let spool = stack.dir.path().join("spool");
     let args = run_args("aging", archive.to_str().unwrap(), spool.to_str().unwrap());
     let put = |i: u64| {
         let ddb = stack.dynamodb.clone();
         async move {
-            ddb.put_item().table_name("aging").item("id", n(i)).item("v", n(1)).send().await.unwrap();
+            ddb.put_item()
+                .table_name("aging")
+                .item("id", n(i))
+                .item("v", n(1))
+                .send()
+                .await
+                .unwrap();
         }
     };
     // 1. Expiry: the reader's iterator expires under it (15 minutes of stream time).
     let mut a = Archiver::start(&stack, &args);
-    for i in 0..10 { put(i).await; }
+    for i in 0..10 {
+        put(i).await;
+    }
     wait_for_rows(&archive, 10, Duration::from_secs(60)).await;
     stack.control("dilate 960000");
-    for i in 10..20 { put(i).await; }
+    for i in 10..20 {
+        put(i).await;
+    }
     wait_for_rows(&archive, 20, Duration::from_secs(60)).await;
     a.signal("TERM");
     assert!(a.wait(Duration::from_secs(25)).success());
-    assert!(a.log_text().contains("iterator expired"), "the expiry was seen and handled:\n{}", a.log_text());
+    assert!(
+        a.log_text().contains("iterator expired"),
+        "the expiry was seen and handled:\n{}",
+        a.log_text()
+    );
 
     // 2. Trim: records written while no worker runs age past 24 hours and are trimmed.
-    for i in 20..30 { put(i).await; }
+    for i in 20..30 {
+        put(i).await;
+    }
     stack.control("dilate 90000000");
-    for i in 30..40 { put(i).await; }
+    for i in 30..40 {
+        put(i).await;
+    }
     let mut a = Archiver::start(&stack, &args);
-    let rows = poll("records written after the trim", Duration::from_secs(90), || {
-        let archive = archive.clone();
-        async move {
-            let rows = read_archive(&archive);
-            let keys: HashSet<u64> = rows.iter().map(|r| key_of(&r.keys)).collect();
-            (30..40).all(|k| keys.contains(&k)).then_some(rows)
-        }
-    })
+    let rows = poll(
+        "records written after the trim",
+        Duration::from_secs(90),
+        || {
+            let archive = archive.clone();
+            async move {
+                let rows = read_archive(&archive);
+                let keys: HashSet<u64> = rows.iter().map(|r| key_of(&r.keys)).collect();
+                (30..40).all(|k| keys.contains(&k)).then_some(rows)
+            }
+        },
+    )
     .await;
     a.signal("TERM");
     assert!(a.wait(Duration::from_secs(25)).success());
     let log = a.log_text();
-    assert!(log.contains("RECORDS LOST") || log.contains("RECORDS MAY BE LOST"), "the gap is reported loudly:\n{log}");
+    assert!(
+        log.contains("RECORDS LOST") || log.contains("RECORDS MAY BE LOST"),
+        "the gap is reported loudly:\n{log}"
+    );
     let gaps: Vec<_> = archive_files(&archive)
         .into_iter()
         .filter(|f| file_metadata(f).contains_key("gap_after_sequence_number"))
         .collect();
-    assert!(!gaps.is_empty(), "the gap is recorded in the archive's metadata");
+    assert!(
+        !gaps.is_empty(),
+        "the gap is recorded in the archive's metadata"
+    );
     let ids: Vec<_> = rows.iter().map(|r| &r.event_id).collect();
-    assert_eq!(ids.len(), ids.iter().collect::<HashSet<_>>().len(), "no duplicates");
+    assert_eq!(
+        ids.len(),
+        ids.iter().collect::<HashSet<_>>().len(),
+        "no duplicates"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_archive_on_an_object_lock_bucket() {
     let stack = Stack::start_with_s3().await;
-    stack.create_table("ledger", "id", Some(StreamViewType::NewAndOldImages)).await;
+    stack
+        .create_table("ledger", "id", Some(StreamViewType::NewAndOldImages))
+        .await;
     let s3 = stack.s3.clone().unwrap();
-    s3.create_bucket().bucket("archive").object_lock_enabled_for_bucket(true).send().await.unwrap();
-    use aws_sdk_s3::types::{DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule};
+    s3.create_bucket()
+        .bucket("archive")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
     s3.put_object_lock_configuration()
         .bucket("archive")
         .object_lock_configuration(
             ObjectLockConfiguration::builder()
                 .object_lock_enabled(ObjectLockEnabled::Enabled)
-                .rule(ObjectLockRule::builder().default_retention(
-                    DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance).years(7).build(),
-                ).build())
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Compliance)
+                                .years(7)
+                                .build(),
+                        )
+                        .build(),
+                )
                 .build(),
         )
         .send()
         .await
         .unwrap();
     for i in 0..300u64 {
-        stack.dynamodb.put_item().table_name("ledger").item("id", n(i)).item("amount", n(format!("{i}.01"))).send().await.unwrap();
+        stack
+            .dynamodb
+            .put_item()
+            .table_name("ledger")
+            .item("id", n(i))
+            .item("amount", n(format!("{i}.01")))
+            .send()
+            .await
+            .unwrap();
     }
     let spool = stack.dir.path().join("spool");
-    let mut a = Archiver::start(&stack, &run_args("ledger", "s3://archive/prod", spool.to_str().unwrap()));
+    let mut a = Archiver::start(
+        &stack,
+        &run_args("ledger", "s3://archive/prod", spool.to_str().unwrap()),
+    );
     let rows = poll("300 rows in S3", Duration::from_secs(90), || {
         let s3 = s3.clone();
         async move {
-            let listed = s3.list_objects_v2().bucket("archive").prefix("prod/ledger/").send().await.ok()?;
+            let listed = s3
+                .list_objects_v2()
+                .bucket("archive")
+                .prefix("prod/ledger/")
+                .send()
+                .await
+                .ok()?;
             let mut rows = Vec::new();
             for o in listed.contents() {
                 let key = o.key().unwrap().to_owned();
-                let body = s3.get_object().bucket("archive").key(&key).send().await.ok()?.body.collect().await.ok()?.into_bytes();
+                let body = s3
+                    .get_object()
+                    .bucket("archive")
+                    .key(&key)
+                    .send()
+                    .await
+                    .ok()?
+                    .body
+                    .collect()
+                    .await
+                    .ok()?
+                    .into_bytes();
                 rows.extend(read_parquet_bytes(&key, body));
             }
             (rows.len() >= 300).then_some(rows)
@@ -337,12 +509,26 @@ async fn s3_archive_on_an_object_lock_bucket() {
     })
     .await;
     a.signal("TERM");
-    assert!(a.wait(Duration::from_secs(25)).success(), "{}", a.log_text());
+    assert!(
+        a.wait(Duration::from_secs(25)).success(),
+        "{}",
+        a.log_text()
+    );
     assert_eq!(rows.len(), 300);
     let keys: HashSet<u64> = rows.iter().map(|r| key_of(&r.keys)).collect();
     assert_eq!(keys.len(), 300);
     let first = &rows[0].file;
     assert!(first.starts_with("prod/ledger/dt="), "Hive layout: {first}");
-    let head = s3.head_object().bucket("archive").key(first).send().await.unwrap();
-    assert_eq!(head.metadata().unwrap()["sha256"].len(), 64, "the file's SHA-256 is in its metadata");
+    let head = s3
+        .head_object()
+        .bucket("archive")
+        .key(first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.metadata().unwrap()["sha256"].len(),
+        64,
+        "the file's SHA-256 is in its metadata"
+    );
 }

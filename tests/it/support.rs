@@ -53,7 +53,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -119,7 +122,12 @@ impl Stack {
         let (port, control_port) = (free_port(), free_port());
         let log = dir.path().join("ddb.log");
         let mut cmd = Command::new(local_bin("ddb-local"));
-        cmd.args(["--port", &port.to_string(), "--control-port", &control_port.to_string()]);
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--control-port",
+            &control_port.to_string(),
+        ]);
         let ddb = Server {
             child: spawn_logged(cmd, &log),
             port,
@@ -281,7 +289,13 @@ impl Stack {
                 .unwrap()
                 .shard_iterator;
             while let Some(i) = it {
-                let page = self.streams.get_records().shard_iterator(i).send().await.unwrap();
+                let page = self
+                    .streams
+                    .get_records()
+                    .shard_iterator(i)
+                    .send()
+                    .await
+                    .unwrap();
                 let records = page.records.unwrap_or_default();
                 let empty = records.is_empty();
                 for r in records {
@@ -341,7 +355,11 @@ impl Archiver {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
             .envs(stack.env())
-            .envs(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            .envs(
+                extra_env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+            );
         Self {
             child: Some(spawn_logged(cmd, &log)),
             log,
@@ -370,7 +388,10 @@ impl Archiver {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("archiver did not exit within {timeout:?}; log:\n{}", self.log_text());
+                panic!(
+                    "archiver did not exit within {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -423,7 +444,9 @@ impl Row {
 /// Every `.parquet` file under `dir`, relative paths sorted.
 pub fn archive_files(dir: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -442,7 +465,8 @@ pub fn archive_files(dir: &Path) -> Vec<PathBuf> {
 /// The key-value metadata of one file.
 pub fn file_metadata(path: &Path) -> HashMap<String, String> {
     let reader =
-        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(path).unwrap())
+            .unwrap();
     reader
         .metadata()
         .file_metadata()
