@@ -2,6 +2,7 @@
 
 mod support;
 
+mod analyst;
 mod bad_input;
 mod fidelity;
 mod stream_archive;
