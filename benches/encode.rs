@@ -1,1 +1,203 @@
-fn main() {}
+//! Benchmark: GetRecords-shaped JSON → SDK records → archive rows → Parquet (ZSTD) bytes, on one
+//! thread, with the real SDK deserializer (the HTTP client returns a canned GetRecords body, so
+//! no network is involved). Prints records/s, MB/s of GetRecords JSON, the share of each stage,
+//! and the peak RSS of the process.
+//!
+//!   cargo bench --bench encode                 # defaults: 300 pages of 1,000 records of ~1.4 KB
+//!   cargo bench --bench encode -- --pages 50
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use dynamo_archiver::encode::parquet::SpoolWriter;
+use dynamo_archiver::encode::record::{from_stream_record, ChangeRecord};
+use dynamo_archiver::types::{ShardId, StreamArn, TableName};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+struct Canned(bytes::Bytes);
+
+impl HttpConnector for Canned {
+    fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+        let body = self.0.clone();
+        HttpConnectorFuture::ready(Ok(HttpResponse::new(
+            200.try_into().expect("valid status"),
+            SdkBody::from(body),
+        )))
+    }
+}
+
+impl HttpClient for Canned {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+/// One GetRecords response body of `n` MODIFY records of about 1.4 KB each (NEW_AND_OLD_IMAGES).
+fn get_records_body(n: usize, page: usize) -> String {
+    let image = |i: usize, v: usize| {
+        serde_json::json!({
+            "userid": {"N": i.to_string()},
+            "name": {"S": format!("User Number {i}")},
+            "email": {"S": format!("user{i}@example.com")},
+            "balance": {"N": format!("{}.{:02}", 1_000_000 + i * 7, v % 100)},
+            "tags": {"SS": ["gold", "newsletter", "beta"]},
+            "address": {"M": {
+                "street": {"S": format!("{} Long Street Name Avenue", i % 1000)},
+                "city": {"S": "Springfield"}, "zip": {"S": format!("{:05}", i % 99999)},
+                "geo": {"M": {"lat": {"N": "37.7749295"}, "lon": {"N": "-122.4194155"}}}
+            }},
+            "orders": {"L": [
+                {"M": {"id": {"S": format!("o-{i}-1")}, "total": {"N": "19.99"}}},
+                {"M": {"id": {"S": format!("o-{i}-2")}, "total": {"N": "5.00"}}}
+            ]},
+            "avatar": {"B": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="},
+            "active": {"BOOL": true},
+            "version": {"N": v.to_string()},
+            "notes": {"S": "x".repeat(80)}
+        })
+    };
+    let records: Vec<serde_json::Value> = (0..n)
+        .map(|j| {
+            let i = page * n + j;
+            serde_json::json!({
+                "eventID": format!("{:032x}", i),
+                "eventName": "MODIFY",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1.7637696e9 + i as f64,
+                    "Keys": {"userid": {"N": i.to_string()}},
+                    "NewImage": image(i, 2),
+                    "OldImage": image(i, 1),
+                    "SequenceNumber": format!("{:021}", 1000 + i),
+                    "SizeBytes": 1100,
+                    "StreamViewType": "NEW_AND_OLD_IMAGES"
+                }
+            })
+        })
+        .collect();
+    serde_json::json!({"Records": records, "NextShardIterator": "next"}).to_string()
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let mut pages = 300usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--pages" {
+            pages = args.next().and_then(|v| v.parse().ok()).expect("--pages N");
+        }
+    }
+    let per_page = 1000;
+    // A few distinct bodies, so the encoder does not see one page repeated only.
+    let bodies: Vec<bytes::Bytes> = (0..4)
+        .map(|p| bytes::Bytes::from(get_records_body(per_page, p)))
+        .collect();
+    let body_bytes = bodies[0].len();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let clients: Vec<aws_sdk_dynamodbstreams::Client> = bodies
+        .iter()
+        .map(|b| {
+            let config = aws_sdk_dynamodbstreams::Config::builder()
+                .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+                .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
+                    "bench", "bench", None, None, "bench",
+                ))
+                .endpoint_url("http://127.0.0.1:1")
+                .http_client(Canned(b.clone()))
+                .build();
+            aws_sdk_dynamodbstreams::Client::from_conf(config)
+        })
+        .collect();
+    let (table, stream, shard) = (
+        TableName::new("users"),
+        StreamArn::new(
+            "arn:aws:dynamodb:us-east-1:123456789012:table/users/stream/2026-11-21T00:00:00.000",
+        ),
+        ShardId::new("shardId-00000001763769600000-0123abcd"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = SpoolWriter::create(&dir.path().join("bench.parquet")).unwrap();
+    let (mut t_sdk, mut t_rows, mut t_parquet) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut pending: Vec<ChangeRecord> = Vec::new();
+    let mut pending_bytes = 0usize;
+    let mut records = 0usize;
+    let started = Instant::now();
+    for p in 0..pages {
+        let t = Instant::now();
+        let page = rt
+            .block_on(
+                clients[p % clients.len()]
+                    .get_records()
+                    .shard_iterator("it")
+                    .send(),
+            )
+            .expect("canned page parses");
+        t_sdk += t.elapsed();
+        let t = Instant::now();
+        for r in page.records() {
+            let row = from_stream_record(r, &table, &stream, &shard).unwrap();
+            pending_bytes += row.approx_bytes();
+            pending.push(row);
+        }
+        records += page.records().len();
+        t_rows += t.elapsed();
+        if pending_bytes >= dynamo_archiver::pipeline::shard_task::ROW_GROUP_BYTES {
+            let t = Instant::now();
+            writer.write(&pending, 0).unwrap();
+            t_parquet += t.elapsed();
+            pending.clear();
+            pending_bytes = 0;
+        }
+    }
+    let t = Instant::now();
+    writer.write(&pending, 0).unwrap();
+    let file = writer.finish(vec![]).unwrap();
+    t_parquet += t.elapsed();
+    let total = started.elapsed();
+    let json_mb = (body_bytes * pages) as f64 / 1e6;
+    let secs = total.as_secs_f64();
+    println!("encode bench: {records} records in {pages} GetRecords pages of {body_bytes} bytes ({:.0} bytes/record of JSON)", body_bytes as f64 / per_page as f64);
+    println!(
+        "  end to end, one thread: {:.0} records/s, {:.1} MB/s of GetRecords JSON, {:.2} s",
+        records as f64 / secs,
+        json_mb / secs,
+        secs
+    );
+    println!(
+        "  stages: SDK deserialize {:.0}% ({:.0} rec/s alone), rows (DynamoDB JSON) {:.0}% ({:.0} rec/s), Parquet+ZSTD {:.0}% ({:.0} rec/s)",
+        100.0 * t_sdk.as_secs_f64() / secs, records as f64 / t_sdk.as_secs_f64(),
+        100.0 * t_rows.as_secs_f64() / secs, records as f64 / t_rows.as_secs_f64(),
+        100.0 * t_parquet.as_secs_f64() / secs, records as f64 / t_parquet.as_secs_f64(),
+    );
+    println!(
+        "  Parquet file: {:.1} MB ({:.1}x smaller than the JSON); peak RSS {:.0} MiB",
+        file.size_bytes as f64 / 1e6,
+        json_mb * 1e6 / file.size_bytes as f64,
+        peak_rss_mib()
+    );
+}

@@ -46,8 +46,9 @@ pub fn ready_shards(shards: &[ShardNode], progress: &HashMap<ShardId, Progress>)
     ready
 }
 
-/// Shards of `shards` whose parent is absent from the listing. Logged once so an operator sees
-/// that the parent's records (if any were left unread) are gone.
+/// Shards of `shards` whose parent is absent from the listing (the parent expired from the
+/// stream): what `verify` and the operator need to know about, since an unread parent's records
+/// are gone.
 pub fn orphans(shards: &[ShardNode]) -> Vec<(ShardId, ShardId)> {
     let listed: HashSet<&ShardId> = shards.iter().map(|s| &s.id).collect();
     shards

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 type Labels = Vec<(String, String)>;
 
-/// Every metric the worker exports, with its help text (also the list docs/OPERATIONS.md uses).
+/// Every metric the worker exports, with its help text.
 pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     ("archiver_records_read_total", "counter", "Stream records read, per table."),
     ("archiver_records_written_total", "counter", "Records written to durable archive files, per table."),
@@ -23,7 +23,7 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     ("archiver_errors_total", "counter", "Errors by kind (each retried unless the worker stops)."),
     ("archiver_shards_finished_total", "counter", "Shards read to their end, per table."),
     ("archiver_shards_owned", "gauge", "Shards this worker is reading, per table."),
-    ("archiver_iterator_age_seconds", "gauge", "Now minus the creation time of the newest record read, per shard (0 when caught up)."),
+    ("archiver_iterator_age_seconds", "gauge", "Now minus the creation time of the newest record read, per shard (absent once a read finds the shard caught up)."),
     ("archiver_flush_seconds_sum", "counter", "Total seconds spent publishing and checkpointing files."),
     ("archiver_flush_seconds_count", "counter", "Number of flushes (files published and checkpointed)."),
 ];

@@ -6,7 +6,11 @@ use crate::metrics::Metrics;
 use crate::pipeline::worker::{self, RunError};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// The contract: exit within 20 s of SIGTERM (ECS waits 30 s before SIGKILL).
+const STOP_DEADLINE: Duration = Duration::from_secs(19);
 
 pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), CommandError> {
     let metrics = Arc::new(Metrics::default());
@@ -35,7 +39,16 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), C
     };
     tracing::info!(worker_id = %config.worker_id, tables = ?config.tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(), "starting dynamo-archiver {}", env!("CARGO_PKG_VERSION"));
     let clients = crate::aws::load().await;
-    let result = worker::run(config, clients, metrics.clone(), shutdown, ready).await;
+    // The worker stops itself within SHUTDOWN_GRACE once its shards are running; this bound also
+    // covers a stop that arrives during start-up (creating the lease table can take a while).
+    let stop = shutdown.clone();
+    let result = tokio::select! {
+        r = worker::run(config, clients, metrics.clone(), shutdown, ready) => r,
+        _ = async {
+            stop.cancelled().await;
+            tokio::time::sleep(STOP_DEADLINE).await;
+        } => Err(RunError::ShutdownTimeout),
+    };
     http_stop.cancel();
     if let Some(t) = http_task {
         let _ = t.await;

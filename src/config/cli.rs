@@ -137,7 +137,7 @@ pub struct SchemaArgs {
     pub tables: Vec<String>,
 
     /// Archive location the DDL points at (`s3://bucket/prefix` or a local directory).
-    /// [default: s3://YOUR-BUCKET/archive]
+    /// [default: s3://your-bucket/archive]
     #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
     pub archive: Option<String>,
 }

@@ -373,9 +373,8 @@ impl SchemaConfig {
     }
 }
 
-/// The ECS task id when running on ECS (from the task metadata endpoint's URL is not enough,
-/// so we use the documented `ECS_CONTAINER_METADATA_URI_V4` tail, which ends in the task id and
-/// container), else `hostname:pid`.
+/// On ECS, the last segment of `ECS_CONTAINER_METADATA_URI_V4` (`<task id>-<container id>`,
+/// unique per container of a task, which is what a lease owner must be); elsewhere `hostname:pid`.
 fn default_worker_id() -> String {
     if let Ok(uri) = std::env::var("ECS_CONTAINER_METADATA_URI_V4") {
         // .../v4/<task-id>-<container-id>: the segment identifies this container of this task.

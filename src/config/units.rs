@@ -10,11 +10,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("`{text}` is not a duration; write it like 500ms, 10s, 5m or 1h"))?;
+    let too_large = || format!("`{text}` is too large");
     let d = match unit.trim() {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(too_large)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(too_large)?),
         "" => {
             return Err(format!(
                 "`{text}` has no unit; write it like 500ms, 10s, 5m or 1h"

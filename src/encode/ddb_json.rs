@@ -73,7 +73,7 @@ pub fn encode_item<T: AttributeLike>(
     item: &HashMap<String, T>,
 ) -> Result<String, UnknownAttributeType> {
     let mut out = String::with_capacity(256);
-    write_map(&mut out, item, "")?;
+    write_map(&mut out, item)?;
     Ok(out)
 }
 
@@ -82,42 +82,43 @@ pub fn write_item<T: AttributeLike>(
     out: &mut String,
     item: &HashMap<String, T>,
 ) -> Result<(), UnknownAttributeType> {
-    write_map(out, item, "")
+    write_map(out, item)
+}
+
+/// The error's path is built only while an error unwinds, so the hot path allocates nothing
+/// per attribute.
+fn prefix(mut e: UnknownAttributeType, segment: &str) -> UnknownAttributeType {
+    e.path = if e.path.is_empty() || e.path.starts_with('[') {
+        format!("{segment}{}", e.path)
+    } else {
+        format!("{segment}.{}", e.path)
+    };
+    e
 }
 
 fn write_map<T: AttributeLike>(
     out: &mut String,
     map: &HashMap<String, T>,
-    path: &str,
 ) -> Result<(), UnknownAttributeType> {
     out.push('{');
     // Sorting references is cheap next to the encoding itself and makes the bytes canonical.
-    let mut keys: Vec<&String> = map.keys().collect();
-    keys.sort_unstable();
-    for (i, k) in keys.into_iter().enumerate() {
+    let mut entries: Vec<(&String, &T)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (i, (k, v)) in entries.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         write_str(out, k);
         out.push(':');
-        let child = if path.is_empty() {
-            k.clone()
-        } else {
-            format!("{path}.{k}")
-        };
-        write_value(out, &map[k], &child)?;
+        write_value(out, v).map_err(|e| prefix(e, k))?;
     }
     out.push('}');
     Ok(())
 }
 
-fn write_value<T: AttributeLike>(
-    out: &mut String,
-    v: &T,
-    path: &str,
-) -> Result<(), UnknownAttributeType> {
+fn write_value<T: AttributeLike>(out: &mut String, v: &T) -> Result<(), UnknownAttributeType> {
     let view = v.view().ok_or_else(|| UnknownAttributeType {
-        path: path.to_owned(),
+        path: String::new(),
     })?;
     match view {
         View::S(s) => {
@@ -149,7 +150,7 @@ fn write_value<T: AttributeLike>(
         }
         View::M(m) => {
             out.push_str("{\"M\":");
-            write_map(out, m, path)?;
+            write_map(out, m)?;
         }
         View::L(l) => {
             out.push_str("{\"L\":[");
@@ -157,7 +158,7 @@ fn write_value<T: AttributeLike>(
                 if i > 0 {
                     out.push(',');
                 }
-                write_value(out, e, &format!("{path}[{i}]"))?;
+                write_value(out, e).map_err(|err| prefix(err, &format!("[{i}]")))?;
             }
             out.push(']');
         }
@@ -389,6 +390,37 @@ mod tests {
             r#"{"b":{"B":""},"e":{"S":""},"l":{"L":[]},"m":{"M":{}}}"#
         );
         assert_eq!(decode_item(&text).unwrap(), it);
+    }
+
+    /// A stand-in attribute type with a variant the encoder does not know.
+    enum TestAv {
+        S(String),
+        M(HashMap<String, TestAv>),
+        L(Vec<TestAv>),
+        FromTheFuture,
+    }
+
+    impl AttributeLike for TestAv {
+        fn view(&self) -> Option<View<'_, Self>> {
+            match self {
+                TestAv::S(s) => Some(View::S(s)),
+                TestAv::M(m) => Some(View::M(m)),
+                TestAv::L(l) => Some(View::L(l)),
+                TestAv::FromTheFuture => None,
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_type_names_its_path() {
+        let inner = HashMap::from([(
+            "b".to_owned(),
+            TestAv::L(vec![TestAv::S("x".into()), TestAv::FromTheFuture]),
+        )]);
+        let it = HashMap::from([("a".to_owned(), TestAv::M(inner))]);
+        assert_eq!(encode_item(&it).unwrap_err().path, "a.b[1]");
+        let ok = HashMap::from([("a".to_owned(), TestAv::S("x".into()))]);
+        assert_eq!(encode_item(&ok).unwrap(), r#"{"a":{"S":"x"}}"#);
     }
 
     #[test]

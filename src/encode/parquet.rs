@@ -26,6 +26,9 @@ pub mod meta {
     pub const TABLE: &str = "table_name";
     pub const STREAM_ARN: &str = "stream_arn";
     pub const SHARD_ID: &str = "shard_id";
+    /// The shard's parent(s) in the stream's lineage, comma-separated; empty for a root shard.
+    /// Kept in the archive because DescribeStream forgets a parent after 24 hours.
+    pub const PARENT_SHARD_ID: &str = "parent_shard_id";
     pub const FIRST_SEQUENCE: &str = "first_sequence_number";
     pub const LAST_SEQUENCE: &str = "last_sequence_number";
     pub const RECORD_COUNT: &str = "record_count";
@@ -142,8 +145,8 @@ pub fn to_record_batch(
     RecordBatch::try_new(arrow_schema(), columns)
 }
 
-/// Parquet writer settings of the archive: ZSTD, statistics per page, dictionaries only where
-/// values repeat, a bloom filter on `keys` so `history` can skip row groups.
+/// Parquet writer settings of the archive: ZSTD, statistics per page (min/max of `keys` lets a
+/// reader skip row groups), dictionaries only where values repeat.
 pub fn writer_properties() -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(

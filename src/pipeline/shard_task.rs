@@ -6,6 +6,7 @@
 //! two re-reads records that are already archived, and the deterministic, create-only file name
 //! turns that second write into a no-op (see docs/ARCHITECTURE.md, "Exactly once").
 
+use super::recover::{listing_days, resume_point, Resume};
 use crate::backoff::Backoff;
 use crate::encode::parquet::{meta, SpoolWriter, SpooledFile, WriteError, SCHEMA_VERSION};
 use crate::encode::record::{from_stream_record, ChangeRecord, RecordError};
@@ -13,6 +14,7 @@ use crate::leases::{Checkpoint, Lease, LeaseError, LeaseStore};
 use crate::metrics::Metrics;
 use crate::sink::naming::{dt_of_millis, shard_end_key, stream_file_key};
 use crate::sink::{ArchiveSink, Published, SinkError};
+use crate::stream::api::Position;
 use crate::stream::reader::{ReadEvent, ShardReader};
 use crate::types::SequenceNumber;
 use std::path::PathBuf;
@@ -127,6 +129,12 @@ impl ShardTask {
         let reader_stop = stop.child_token();
         let table = self.lease.table.clone();
         let shard = self.lease.shard.clone();
+        match self.recover().await {
+            Ok(true) => return Ok(ShardOutcome::Finished),
+            Ok(false) => {}
+            Err(ShardError::Lease(LeaseError::Lost(_))) => return Ok(ShardOutcome::Lost),
+            Err(e) => return Err(e),
+        }
         // The reader is owned by its own task from here on; this task awaits it below.
         let reader = self.reader.take().expect("a shard task runs once");
         let reader_task = tokio::spawn(reader.run(tx, reader_stop.clone()));
@@ -182,6 +190,9 @@ impl ShardTask {
                                 &self.lease.shard,
                             )?;
                             self.push(row).await?;
+                            if self.lost {
+                                return Ok(ShardOutcome::Lost);
+                            }
                         }
                         if self.open_size_estimate() >= self.settings.flush_size_bytes {
                             { let r = self.publish_open(false).await; self.fenced(r)?; }
@@ -212,6 +223,36 @@ impl ShardTask {
 }
 
 impl ShardTask {
+    /// Brings the checkpoint up to the archive after a crash (see `recover`). Returns true when the
+    /// archive shows the shard already ended.
+    async fn recover(&mut self) -> Result<bool, ShardError> {
+        let today = dt_of_millis(now_ms());
+        let mut keys = Vec::new();
+        for day in listing_days(self.lease.last_file_key.as_deref(), &today) {
+            let prefix = format!("{}/dt={day}/{}_", self.lease.table, self.lease.shard);
+            keys.extend(self.sink.list(&prefix).await?);
+        }
+        let (key, checkpoint) = match resume_point(&self.lease.shard, &self.lease.checkpoint, &keys)
+        {
+            Resume::FromCheckpoint => return Ok(false),
+            Resume::AfterFile { key, last } => (key, Checkpoint::At(last)),
+            Resume::ShardEnded { key } => (key, Checkpoint::ShardEnd),
+        };
+        tracing::info!(table = %self.lease.table, shard = %self.lease.shard, file = %key, checkpoint = %self.lease.checkpoint, "the archive holds a file past the checkpoint (a crash between publishing and checkpointing); resuming after it");
+        let sha = self.sink.stored_sha256(&key).await?;
+        self.checkpoint_with_retry(checkpoint.clone(), &key, sha)
+            .await?;
+        match checkpoint {
+            Checkpoint::At(last) => {
+                if let Some(reader) = self.reader.as_mut() {
+                    reader.position = Position::After(last);
+                }
+                Ok(false)
+            }
+            _ => Ok(true),
+        }
+    }
+
     /// A lost lease ends the task quietly (another worker owns the shard now).
     fn fenced(&mut self, r: Result<(), ShardError>) -> Result<(), ShardError> {
         match r {
@@ -363,11 +404,16 @@ impl ShardTask {
             kv.push((meta::LAST_SEQUENCE.into(), s.to_string()));
         }
         let spooled = finish(writer, kv).await?;
-        let key = shard_end_key(
-            &self.lease.table,
-            &dt_of_millis(now_ms()),
-            &self.lease.shard,
-        );
+        // The marker's day is the day of the shard's last file when there is one, so that a retry
+        // after a crash (on a later day) names the same object.
+        let dt = self
+            .lease
+            .last_file_key
+            .as_deref()
+            .and_then(|k| k.split("/dt=").nth(1))
+            .and_then(|rest| rest.split('/').next())
+            .map_or_else(|| dt_of_millis(now_ms()), str::to_owned);
+        let key = shard_end_key(&self.lease.table, &dt, &self.lease.shard);
         self.publish_and_checkpoint(&key, spooled, Checkpoint::ShardEnd, Instant::now())
             .await?;
         self.finished_metric();
@@ -388,6 +434,15 @@ impl ShardTask {
             (meta::TABLE.into(), self.lease.table.to_string()),
             (meta::STREAM_ARN.into(), self.lease.stream.to_string()),
             (meta::SHARD_ID.into(), self.lease.shard.to_string()),
+            (
+                meta::PARENT_SHARD_ID.into(),
+                self.lease
+                    .parents
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             (meta::SCHEMA_VERSION.into(), SCHEMA_VERSION.into()),
             (
                 meta::ARCHIVER_VERSION.into(),
@@ -455,6 +510,24 @@ impl ShardTask {
                     .inc("archiver_files_already_present_total", &labels, 1);
             }
         }
+        failpoint_after_publish();
+        self.checkpoint_with_retry(checkpoint.clone(), key, sha)
+            .await?;
+        self.metrics
+            .add_seconds("archiver_flush_seconds_sum", started.elapsed());
+        self.metrics.inc("archiver_flush_seconds_count", &[], 1);
+        tracing::debug!(table = %table, shard = %self.lease.shard, key, rows = spooled.rows, bytes = spooled.size_bytes, waited_ms = since.elapsed().as_millis() as u64, checkpoint = %checkpoint, "file published and checkpointed");
+        Ok(())
+    }
+}
+
+impl ShardTask {
+    async fn checkpoint_with_retry(
+        &mut self,
+        checkpoint: Checkpoint,
+        key: &str,
+        sha: [u8; 32],
+    ) -> Result<(), ShardError> {
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         loop {
             match self
@@ -467,18 +540,39 @@ impl ShardTask {
                     let delay = backoff.next_delay();
                     self.metrics
                         .inc("archiver_errors_total", &[("kind", "checkpoint")], 1);
-                    tracing::warn!(table = %table, shard = %self.lease.shard, "checkpoint failed; retrying in {delay:?}: {e}");
+                    tracing::warn!(table = %self.lease.table, shard = %self.lease.shard, "checkpoint failed; retrying in {delay:?}: {e}");
                     tokio::time::sleep(delay).await;
                 }
                 Err(e) => return Err(ShardError::Lease(e)),
             }
         }
-        self.metrics.inc("archiver_checkpoints_total", &labels, 1);
-        self.metrics
-            .add_seconds("archiver_flush_seconds_sum", started.elapsed());
-        self.metrics.inc("archiver_flush_seconds_count", &[], 1);
-        tracing::debug!(table = %table, shard = %self.lease.shard, key, rows = spooled.rows, bytes = spooled.size_bytes, waited_ms = since.elapsed().as_millis() as u64, checkpoint = %checkpoint, "file published and checkpointed");
+        self.metrics.inc(
+            "archiver_checkpoints_total",
+            &[("table", self.lease.table.as_str())],
+            1,
+        );
         Ok(())
+    }
+}
+
+/// Test hook for crash tests: with `ARCHIVER_FAILPOINT_ABORT_AFTER_PUBLISH=N`, the process aborts
+/// (no cleanup, like `kill -9`) right after its N-th published file, before the checkpoint. Inert
+/// unless the variable is set.
+fn failpoint_after_publish() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let limit = LIMIT.get_or_init(|| {
+        std::env::var("ARCHIVER_FAILPOINT_ABORT_AFTER_PUBLISH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(n) = limit {
+        if COUNT.fetch_add(1, Ordering::SeqCst) + 1 >= *n {
+            eprintln!("failpoint: aborting after a publish, before its checkpoint");
+            std::process::abort();
+        }
     }
 }
 

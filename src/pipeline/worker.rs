@@ -181,7 +181,6 @@ pub async fn run(
                                 let entry = st.not_before.entry(shard.clone()).or_insert_with(|| (Instant::now(), Backoff::new(Duration::from_secs(1), Duration::from_secs(60))));
                                 let delay = entry.1.next_delay().max(Duration::from_millis(500));
                                 entry.0 = Instant::now() + delay;
-                                st.leases.remove(&shard);
                                 tracing::error!(table = %st.stream.table, shard = %shard, "shard task failed; restarting it from its checkpoint in {delay:?}: {e}");
                                 next_discovery = next_discovery.min(Instant::now() + delay);
                             }
@@ -282,29 +281,41 @@ async fn discover(
                 .and_then(|n| n.parent.clone())
                 .into_iter()
                 .collect();
-            let start = match ctx.start {
-                StartPosition::TrimHorizon => Checkpoint::TrimHorizon,
-                StartPosition::Latest => Checkpoint::Latest,
+            // `--start-position latest` applies to shards without a parent only: a child of a
+            // shard being archived starts at TRIM_HORIZON, or the records written between the
+            // rollover and the moment we reach the child would be skipped (the KCL does the same).
+            let start = match (ctx.start, parents.is_empty()) {
+                (StartPosition::Latest, true) => Checkpoint::Latest,
+                _ => Checkpoint::TrimHorizon,
             };
-            let lease = match ctx
+            let taken = ctx
                 .leases
                 .take(
                     &st.stream.table,
                     &st.stream.arn,
                     &shard,
                     &parents,
-                    start,
+                    start.clone(),
                     st.leases.get(&shard),
                 )
-                .await
-            {
+                .await;
+            let lease = match taken {
                 Ok(l) => l,
-                Err(LeaseError::Lost(key)) => {
-                    // Changed since we read it: re-read the stream's leases next time.
-                    tracing::info!(lease = %key, "lease changed under us; re-reading leases");
+                Err(LeaseError::Lost(_)) => {
+                    // Our copy was stale (a finished task moved the counter on): read the
+                    // stream's leases again and take it with the fresh copy.
                     let fresh = ctx.leases.leases_of_stream(&st.stream.arn).await?;
                     st.leases = fresh.into_iter().map(|l| (l.shard.clone(), l)).collect();
-                    continue;
+                    ctx.leases
+                        .take(
+                            &st.stream.table,
+                            &st.stream.arn,
+                            &shard,
+                            &parents,
+                            start,
+                            st.leases.get(&shard),
+                        )
+                        .await?
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -319,6 +330,14 @@ async fn discover(
                 Checkpoint::At(s) => Position::After(s.clone()),
                 Checkpoint::ShardEnd => unreachable!("handled above"),
             };
+            if let Some(p) = parents
+                .first()
+                .filter(|p| !nodes.iter().any(|n| &n.id == *p))
+            {
+                if !st.progress.contains_key(p) {
+                    tracing::warn!(table = %st.stream.table, shard = %shard, parent = %p, "starting a shard whose parent is no longer listed (expired from the stream) and was never archived to its end here: records of the parent may be missing");
+                }
+            }
             tracing::info!(table = %st.stream.table, shard = %shard, from = %position, "starting shard");
             st.not_before.remove(&shard);
             st.progress.insert(shard.clone(), Progress::Reading);
@@ -344,11 +363,6 @@ async fn discover(
         }
         if !unlocked {
             break;
-        }
-    }
-    for (child, parent) in lineage::orphans(&nodes) {
-        if !st.progress.contains_key(&child) {
-            tracing::debug!(table = %st.stream.table, shard = %child, parent = %parent, "parent shard is no longer listed; the child does not wait for it");
         }
     }
     Ok(())

@@ -41,6 +41,20 @@ impl LocalSink {
             .expect("publish task does not panic")
     }
 
+    pub async fn stored_sha256(&self, key: &str) -> Result<[u8; 32], SinkError> {
+        let path = self.root.join(key);
+        tokio::task::spawn_blocking(move || {
+            std::fs::read(&path)
+                .map(|b| Sha256::digest(&b).into())
+                .map_err(|source| SinkError::Io {
+                    location: path.display().to_string(),
+                    source,
+                })
+        })
+        .await
+        .expect("hash task does not panic")
+    }
+
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
         // A prefix is a directory part plus a file-name start, as with S3.
         let (dir, start) = prefix.rsplit_once('/').unwrap_or(("", prefix));

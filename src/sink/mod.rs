@@ -1,8 +1,8 @@
 //! Where finished files go: an S3 bucket or a local directory, behind one interface.
 //!
 //! Both publish create-only: an object that already exists is never overwritten. Together with
-//! deterministic names (see [`naming`]) this makes a repeated write of the same records land
-//! once, whoever writes it.
+//! deterministic names (see [`naming`]) a repeated write of the same file (same shard, same first
+//! and last record) lands once, whoever writes it.
 
 pub mod local;
 pub mod naming;
@@ -37,7 +37,7 @@ pub enum SinkError {
         "bucket `{bucket}` does not exist (or is in another region); create it or fix --archive"
     )]
     NoSuchBucket { bucket: String },
-    #[error("access denied to {location}: grant the task role s3:PutObject and the multipart actions on it")]
+    #[error("access denied to {location}: grant the task role s3:ListBucket on the bucket and s3:PutObject, s3:GetObject and the multipart actions on the archive prefix")]
     AccessDenied { location: String },
     #[error("directory {path} is not writable: {source}; fix its permissions or choose another --archive")]
     NotWritable {
@@ -105,6 +105,14 @@ impl ArchiveSink {
         match self {
             Self::Local(s) => s.publish(key, file).await,
             Self::S3(s) => s.publish(key, file).await,
+        }
+    }
+
+    /// The SHA-256 of a stored file (S3: its `sha256` metadata; local: hashed).
+    pub async fn stored_sha256(&self, key: &str) -> Result<[u8; 32], SinkError> {
+        match self {
+            Self::Local(s) => s.stored_sha256(key).await,
+            Self::S3(s) => s.stored_sha256(key).await,
         }
     }
 

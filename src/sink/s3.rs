@@ -110,6 +110,12 @@ impl S3Sink {
     }
 
     async fn existing(&self, key: &str) -> Result<Published, SinkError> {
+        Ok(Published::AlreadyExisted {
+            sha256: self.stored_sha256(key).await?,
+        })
+    }
+
+    pub async fn stored_sha256(&self, key: &str) -> Result<[u8; 32], SinkError> {
         let head = self
             .client
             .head_object()
@@ -129,7 +135,7 @@ impl S3Sink {
                 message: "the object exists but was not written by dynamo-archiver (no sha256 metadata); move it away".into(),
                 retryable: false,
             })?;
-        Ok(Published::AlreadyExisted { sha256: sha })
+        Ok(sha)
     }
 
     async fn put_single(&self, key: &str, file: &SpooledFile) -> Result<(), PutError> {
@@ -183,8 +189,8 @@ impl S3Sink {
         let upload_id = upload.upload_id().unwrap_or_default().to_owned();
         let result = self.upload_parts(key, &full, &upload_id, file).await;
         if result.is_err() {
-            // Parts of an abandoned upload cost storage until aborted; a lifecycle rule is the
-            // backstop (infra/), this is the first line.
+            // Parts of an abandoned upload cost storage until aborted; a bucket lifecycle rule
+            // (AbortIncompleteMultipartUpload) is the backstop, this is the first line.
             let _ = self
                 .client
                 .abort_multipart_upload()
@@ -308,11 +314,17 @@ impl S3Sink {
             | SdkError::DispatchFailure(_)
             | SdkError::ResponseError(_) => true,
             _ => {
-                http.is_some_and(|s| s >= 500 || s == 429)
+                // 409 ConditionalRequestConflict: a concurrent conditional write on the same key;
+                // AWS says to retry (the retry then sees 412 if the other write won).
+                http.is_some_and(|s| s >= 500 || s == 429 || s == 409)
                     || matches!(
                         code.as_deref(),
                         Some(
-                            "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"
+                            "SlowDown"
+                                | "RequestTimeout"
+                                | "InternalError"
+                                | "ServiceUnavailable"
+                                | "ConditionalRequestConflict"
                         )
                     )
             }

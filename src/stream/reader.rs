@@ -59,6 +59,9 @@ impl ShardReader {
     }
 
     async fn read_loop(&mut self, events: &mpsc::Sender<ReadEvent>) {
+        // Registered before the first call, so a shard that never reads successfully still shows
+        // up as stuck on /healthz.
+        self.metrics.touch_shard(&self.table, &self.shard);
         let mut iterator: Option<String> = None;
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         let table = self.table.clone();

@@ -7,11 +7,9 @@ use std::time::Duration;
 
 fn duckdb(sql: &str) -> String {
     let python = repo().join(".local/venv/bin/python");
-    let script = format!(
-        "import duckdb, json, sys\nrows = duckdb.connect().execute(sys.argv[1]).fetchall()\nprint(json.dumps([list(map(str, r)) for r in rows]))"
-    );
+    let script = "import duckdb, json, sys\nrows = duckdb.connect().execute(sys.argv[1]).fetchall()\nprint(json.dumps([list(map(str, r)) for r in rows]))";
     let out = std::process::Command::new(python)
-        .args(["-c", &script, sql])
+        .args(["-c", script, sql])
         .output()
         .expect("the test venv's python (scripts/local-stack install)");
     assert!(

@@ -4,5 +4,6 @@ mod support;
 
 mod analyst;
 mod bad_input;
+mod crash;
 mod fidelity;
 mod stream_archive;

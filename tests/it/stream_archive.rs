@@ -8,12 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What a workload wrote, per key: (event name, version) in write order.
-type Written = BTreeMap<u64, Vec<(String, u64)>>;
+pub(crate) type Written = BTreeMap<u64, Vec<(String, u64)>>;
 
 /// Writes `writes` changes over `keys` keys with `writers` concurrent writers, each owning a
 /// disjoint set of keys so that per-key write order is well defined. Every write carries a
 /// per-key version `v`.
-async fn workload(stack: &Stack, table: &str, keys: u64, writes: u64, writers: u64) -> Written {
+pub(crate) async fn workload(
+    stack: &Stack,
+    table: &str,
+    keys: u64,
+    writes: u64,
+    writers: u64,
+) -> Written {
     let mut tasks = Vec::new();
     for w in 0..writers {
         let ddb = stack.dynamodb.clone();
@@ -142,7 +148,12 @@ async fn shard_depths(stack: &Stack, table: &str) -> HashMap<String, usize> {
 
 /// The archive holds every stream record exactly once, and per key the events are the writes,
 /// in write order.
-async fn assert_exactly_once_in_order(stack: &Stack, table: &str, rows: &[Row], written: &Written) {
+pub(crate) async fn assert_exactly_once_in_order(
+    stack: &Stack,
+    table: &str,
+    rows: &[Row],
+    written: &Written,
+) {
     let truth = stack.stream_truth(table).await;
     let ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
@@ -193,7 +204,11 @@ async fn assert_exactly_once_in_order(stack: &Stack, table: &str, rows: &[Row], 
     }
 }
 
-async fn wait_for_rows(archive: &std::path::Path, n: usize, timeout: Duration) -> Vec<Row> {
+pub(crate) async fn wait_for_rows(
+    archive: &std::path::Path,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Row> {
     let archive = archive.to_owned();
     poll(&format!("{n} rows in the archive"), timeout, || {
         let archive = archive.clone();
@@ -372,7 +387,11 @@ async fn expired_iterators_and_trimmed_data() {
     }
     wait_for_rows(&archive, 20, Duration::from_secs(60)).await;
     a.signal("TERM");
-    assert!(a.wait(Duration::from_secs(25)).success());
+    assert!(
+        a.wait(Duration::from_secs(25)).success(),
+        "{}",
+        a.log_text()
+    );
     assert!(
         a.log_text().contains("iterator expired"),
         "the expiry was seen and handled:\n{}",
@@ -402,8 +421,9 @@ async fn expired_iterators_and_trimmed_data() {
     )
     .await;
     a.signal("TERM");
-    assert!(a.wait(Duration::from_secs(25)).success());
+    let status = a.wait(Duration::from_secs(25));
     let log = a.log_text();
+    assert!(status.success(), "{log}");
     assert!(
         log.contains("RECORDS LOST") || log.contains("RECORDS MAY BE LOST"),
         "the gap is reported loudly:\n{log}"
