@@ -48,7 +48,13 @@ pub fn from_config(config: &SdkConfig) -> Clients {
         .build();
     Clients {
         dynamodb: aws_sdk_dynamodb::Client::new(config),
-        streams: aws_sdk_dynamodbstreams::Client::new(config),
+        // The Streams client reads through a client that repairs one DynamoDB Local defect
+        // (see `stream::repair`); it changes nothing on AWS.
+        streams: aws_sdk_dynamodbstreams::Client::from_conf(
+            aws_sdk_dynamodbstreams::config::Builder::from(config)
+                .http_client(crate::stream::repair::repairing_client())
+                .build(),
+        ),
         s3: aws_sdk_s3::Client::from_conf(s3_config),
     }
 }

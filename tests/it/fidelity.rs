@@ -89,6 +89,21 @@ fn corpus() -> Vec<HashMap<String, A>> {
                 ("ключ ü", A::S("non-ASCII attribute name".into())),
             ],
         ),
+        // Empty maps: DynamoDB Local sends them typeless in stream images (see stream::repair).
+        item(
+            8,
+            vec![
+                ("emptymap", A::M(HashMap::new())),
+                (
+                    "nested",
+                    A::M(HashMap::from([("inner".to_owned(), A::M(HashMap::new()))])),
+                ),
+                (
+                    "inlist",
+                    A::L(vec![A::M(HashMap::new()), A::S("after".into())]),
+                ),
+            ],
+        ),
         // Near the 400 KB item limit.
         item(7, vec![("blob", A::S("x".repeat(399_000)))]),
     ]
@@ -132,6 +147,11 @@ async fn hostile_corpus_survives_byte_for_byte() {
     .await;
     archiver.signal("TERM");
     assert!(archiver.wait(Duration::from_secs(25)).success());
+    assert!(
+        archiver.log_text().contains("repairing typeless empty maps"),
+        "DynamoDB Local's typeless empty maps went through the repair:\n{}",
+        archiver.log_text()
+    );
     assert_eq!(rows.len(), items.len(), "one INSERT per item, no more");
 
     for it in &items {

@@ -1,0 +1,180 @@
+//! A repair for one known emulator defect, applied below the SDK.
+//!
+//! DynamoDB Local sends an empty map inside a stream image as a typeless `{}` where AWS sends
+//! `{"M":{}}`. The SDK then fails the whole GetRecords call ("Union did not contain a valid
+//! variant"), and the shard would stall on that page forever. This HTTP client wraps the SDK's
+//! default one and, for GetRecords responses only, rewrites a typeless `{}` attribute value in
+//! `Keys`, `NewImage` or `OldImage` to `{"M":{}}` before the SDK reads the body. The rewrite is
+//! exact: an attribute value is never an empty object in valid DynamoDB JSON, so nothing else can
+//! match. On AWS the body never contains such a value and passes through unchanged.
+//!
+//! A body that still cannot be parsed reaches the reader as an `Unparseable` error: loud,
+//! counted, retried — never skipped.
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// GetRecords responses rewritten so far (for logs and tests).
+pub static REPAIRED_RESPONSES: AtomicU64 = AtomicU64::new(0);
+
+const GET_RECORDS_TARGET: &str = "DynamoDBStreams_20120810.GetRecords";
+
+/// Rewrites typeless empty maps in a GetRecords body; `None` when nothing needed changing.
+pub fn repair_get_records_body(body: &[u8]) -> Option<Vec<u8>> {
+    // Cheap pre-check: no `{}` at all means nothing to repair (the common case everywhere).
+    if !body.windows(2).any(|w| w == b"{}") {
+        return None;
+    }
+    let mut doc: Value = serde_json::from_slice(body).ok()?;
+    let mut changed = false;
+    for record in doc
+        .get_mut("Records")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(ddb) = record.get_mut("dynamodb").and_then(Value::as_object_mut) {
+            for image in ["Keys", "NewImage", "OldImage"] {
+                if let Some(Value::Object(attrs)) = ddb.get_mut(image) {
+                    for v in attrs.values_mut() {
+                        changed |= repair_value(v);
+                    }
+                }
+            }
+        }
+    }
+    changed.then(|| serde_json::to_vec(&doc).expect("a parsed document serialises"))
+}
+
+fn repair_value(v: &mut Value) -> bool {
+    let Value::Object(obj) = v else { return false };
+    if obj.is_empty() {
+        *v = serde_json::json!({ "M": {} });
+        return true;
+    }
+    let mut changed = false;
+    if let Some(Value::Object(m)) = obj.get_mut("M") {
+        for inner in m.values_mut() {
+            changed |= repair_value(inner);
+        }
+    }
+    if let Some(Value::Array(l)) = obj.get_mut("L") {
+        for inner in l {
+            changed |= repair_value(inner);
+        }
+    }
+    changed
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc, as the SDK builds it), wrapped.
+pub fn repairing_client() -> SharedHttpClient {
+    let inner = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build_https();
+    SharedHttpClient::new(RepairingClient { inner })
+}
+
+#[derive(Debug, Clone)]
+struct RepairingClient {
+    inner: SharedHttpClient,
+}
+
+impl HttpClient for RepairingClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(RepairingConnector {
+            inner: self.inner.http_connector(settings, components),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RepairingConnector {
+    inner: SharedHttpConnector,
+}
+
+impl HttpConnector for RepairingConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let is_get_records = request.headers().get("x-amz-target") == Some(GET_RECORDS_TARGET);
+        let call = self.inner.call(request);
+        if !is_get_records {
+            return call;
+        }
+        HttpConnectorFuture::new(async move {
+            let response = call.await?;
+            if !response.status().is_success() {
+                return Ok(response);
+            }
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = ByteStream::new(response.into_body())
+                .collect()
+                .await
+                .map_err(|e| ConnectorError::io(e.into()))?
+                .into_bytes();
+            let mut repaired = match repair_get_records_body(&bytes) {
+                Some(fixed) => {
+                    let n = REPAIRED_RESPONSES.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n == 1 {
+                        tracing::warn!("repairing typeless empty maps in GetRecords responses (a DynamoDB Local defect; AWS sends {{\"M\":{{}}}})");
+                    }
+                    HttpResponse::new(status, SdkBody::from(fixed))
+                }
+                None => HttpResponse::new(status, SdkBody::from(bytes)),
+            };
+            for (name, value) in headers.iter() {
+                // The body may have changed length; the SDK reads the whole body either way.
+                if !name.eq_ignore_ascii_case("content-length") {
+                    repaired
+                        .headers_mut()
+                        .append(name.to_owned(), value.to_owned());
+                }
+            }
+            Ok(repaired)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typeless_empty_maps_become_maps() {
+        let body = br#"{"Records":[{"dynamodb":{"Keys":{"id":{"N":"1"}},"NewImage":{"id":{"N":"1"},"e":{},"m":{"M":{"x":{},"y":{"M":{}}}},"l":{"L":[{},{"S":""}]}}}}],"NextShardIterator":"i"}"#;
+        let fixed = repair_get_records_body(body).unwrap();
+        let v: Value = serde_json::from_slice(&fixed).unwrap();
+        let img = &v["Records"][0]["dynamodb"]["NewImage"];
+        assert_eq!(img["e"], serde_json::json!({"M": {}}));
+        assert_eq!(img["m"]["M"]["x"], serde_json::json!({"M": {}}));
+        assert_eq!(img["m"]["M"]["y"], serde_json::json!({"M": {}}));
+        assert_eq!(img["l"]["L"][0], serde_json::json!({"M": {}}));
+        assert_eq!(img["l"]["L"][1], serde_json::json!({"S": ""}));
+        assert_eq!(v["NextShardIterator"], "i");
+    }
+
+    #[test]
+    fn valid_bodies_pass_untouched() {
+        for body in [
+            &br#"{"Records":[],"NextShardIterator":"i"}"#[..],
+            br#"{"Records":[{"dynamodb":{"NewImage":{"m":{"M":{}}}}}]}"#,
+            b"not json {}",
+        ] {
+            assert_eq!(repair_get_records_body(body), None);
+        }
+    }
+}
