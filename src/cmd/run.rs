@@ -38,12 +38,15 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), C
         None => None,
     };
     tracing::info!(worker_id = %config.worker_id, tables = ?config.tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(), "starting dynamo-archiver {}", env!("CARGO_PKG_VERSION"));
-    let clients = crate::aws::load().await;
     // The worker stops itself within SHUTDOWN_GRACE once its shards are running; this bound also
     // covers a stop that arrives during start-up (creating the lease table can take a while).
     let stop = shutdown.clone();
+    let worker_metrics = metrics.clone();
     let result = tokio::select! {
-        r = worker::run(config, clients, metrics.clone(), shutdown, ready) => r,
+        r = async move {
+            let clients = crate::aws::load().await;
+            worker::run(config, clients, worker_metrics, shutdown, ready).await
+        } => r,
         _ = async {
             stop.cancelled().await;
             tokio::time::sleep(STOP_DEADLINE).await;

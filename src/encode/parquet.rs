@@ -39,7 +39,8 @@ pub mod meta {
     /// Where reading started when this is the shard's first file: `TRIM_HORIZON`, `LATEST`, or
     /// `AFTER_SEQUENCE_NUMBER:<n>`.
     pub const START_POSITION: &str = "start_position";
-    /// `true` on the last file of a shard that was read to its end.
+    /// `true` on a shard's end marker (an empty file, `<shard>_end.parquet`): the shard was read
+    /// to its end (or is gone, with a gap recorded). Absent on files of records.
     pub const SHARD_END: &str = "shard_end";
     /// Present when records were trimmed from the stream before they could be read: the last
     /// sequence number archived before the gap (or `none`), so the gap is recorded, not hidden.

@@ -12,7 +12,7 @@ use crate::encode::parquet::{meta, SpoolWriter, SpooledFile, WriteError, SCHEMA_
 use crate::encode::record::{from_stream_record, ChangeRecord, RecordError};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseStore};
 use crate::metrics::Metrics;
-use crate::sink::naming::{dt_of_millis, shard_end_key, stream_file_key};
+use crate::sink::naming::{dt_of_key, dt_of_millis, shard_end_key, stream_file_key};
 use crate::sink::{ArchiveSink, Published, SinkError};
 use crate::stream::api::Position;
 use crate::stream::reader::{ReadEvent, ShardReader};
@@ -166,7 +166,7 @@ impl ShardTask {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => {
-                    return match self.publish_open(false).await {
+                    return match self.publish_open().await {
                         Ok(()) => {
                             if let Err(e) = self.leases.release(&self.lease).await {
                                 tracing::warn!(shard = %self.lease.shard, "could not release the lease on shutdown: {e}");
@@ -178,7 +178,7 @@ impl ShardTask {
                     };
                 }
                 _ = sleep_until_opt(deadline) => {
-                    { let r = self.publish_open(false).await; self.fenced(r)?; }
+                    { let r = self.publish_open().await; self.fenced(r)?; }
                 }
                 event = rx.recv() => match event {
                     Some(ReadEvent::Records(records)) => {
@@ -195,12 +195,12 @@ impl ShardTask {
                             }
                         }
                         if self.open_size_estimate() >= self.settings.flush_size_bytes {
-                            { let r = self.publish_open(false).await; self.fenced(r)?; }
+                            { let r = self.publish_open().await; self.fenced(r)?; }
                         }
                     }
                     Some(ReadEvent::Trimmed { after }) => {
                         // The gap lies between what is open now and what comes next.
-                        { let r = self.publish_open(false).await; self.fenced(r)?; }
+                        { let r = self.publish_open().await; self.fenced(r)?; }
                         self.pending_gap =
                             Some(after.map_or_else(|| "none".to_owned(), |s| s.to_string()));
                     }
@@ -270,7 +270,7 @@ impl ShardTask {
     async fn push(&mut self, row: ChangeRecord) -> Result<(), ShardError> {
         let dt = dt_of_millis(row.event_time_ms);
         if self.open.as_ref().is_some_and(|o| o.dt != dt) {
-            let r = self.publish_open(false).await;
+            let r = self.publish_open().await;
             self.fenced(r)?;
             if self.lost {
                 return Ok(());
@@ -339,7 +339,7 @@ impl ShardTask {
     }
 
     /// Publishes the open file (if it holds rows) and checkpoints its last record.
-    async fn publish_open(&mut self, shard_end: bool) -> Result<(), ShardError> {
+    async fn publish_open(&mut self) -> Result<(), ShardError> {
         if self.open.is_none() {
             return Ok(());
         }
@@ -351,7 +351,6 @@ impl ShardTask {
         kv.push((meta::FIRST_SEQUENCE.into(), open.first.to_string()));
         kv.push((meta::LAST_SEQUENCE.into(), open.last.to_string()));
         kv.push((meta::RECORD_COUNT.into(), rows.to_string()));
-        kv.push((meta::SHARD_END.into(), shard_end.to_string()));
         let spooled = finish(writer, kv).await?;
         let key = stream_file_key(
             &self.lease.table,
@@ -360,11 +359,7 @@ impl ShardTask {
             &open.first,
             &open.last,
         );
-        let checkpoint = if shard_end {
-            Checkpoint::ShardEnd
-        } else {
-            Checkpoint::At(open.last.clone())
-        };
+        let checkpoint = Checkpoint::At(open.last.clone());
         self.publish_and_checkpoint(&key, spooled, checkpoint, open.since)
             .await
     }
@@ -372,24 +367,25 @@ impl ShardTask {
     /// The shard has ended: publish what is open as its last file, or an empty end marker, and
     /// checkpoint SHARD_END so its children may start.
     async fn finish_shard(&mut self, gone: bool) -> Result<(), ShardError> {
-        if gone {
-            // Records between the last one read and the shard's end can no longer be read.
-            let after = self
-                .open
+        // Gone: records between the last one read and the shard's end can no longer be read.
+        let gap = gone.then(|| {
+            self.open
                 .as_ref()
                 .map(|o| o.last.to_string())
                 .or_else(|| match &self.lease.checkpoint {
                     Checkpoint::At(s) => Some(s.to_string()),
                     _ => None,
                 })
-                .unwrap_or_else(|| "none".into());
+                .unwrap_or_else(|| "none".into())
+        });
+        if let Some(after) = &gap {
             tracing::error!(table = %self.lease.table, shard = %self.lease.shard, gap_after = %after, "RECORDS MAY BE LOST: the shard expired from the stream before it was read to its end");
-            self.publish_open(false).await?;
-            self.pending_gap = Some(after);
-        } else if self.open.is_some() {
-            self.publish_open(true).await?;
-            self.finished_metric();
-            return Ok(());
+        }
+        // The last records get an ordinary file; the end is always its own marker, so that
+        // recovery (which reads names, not metadata) can tell an ended shard by name alone.
+        self.publish_open().await?;
+        if gap.is_some() {
+            self.pending_gap = gap;
         }
         self.spool_seq += 1;
         let path = self.settings.spool_dir.join(format!(
@@ -410,8 +406,7 @@ impl ShardTask {
             .lease
             .last_file_key
             .as_deref()
-            .and_then(|k| k.split("/dt=").nth(1))
-            .and_then(|rest| rest.split('/').next())
+            .and_then(dt_of_key)
             .map_or_else(|| dt_of_millis(now_ms()), str::to_owned);
         let key = shard_end_key(&self.lease.table, &dt, &self.lease.shard);
         self.publish_and_checkpoint(&key, spooled, Checkpoint::ShardEnd, Instant::now())

@@ -45,7 +45,7 @@ pub enum RunError {
         shard: String,
         message: String,
     },
-    #[error("shutdown did not finish within {SHUTDOWN_GRACE:?}; unflushed records will be read again from the checkpoint on restart")]
+    #[error("shutdown did not finish in time; unflushed records will be read again from the checkpoint on restart")]
     ShutdownTimeout,
 }
 
@@ -306,7 +306,8 @@ async fn discover(
                     // stream's leases again and take it with the fresh copy.
                     let fresh = ctx.leases.leases_of_stream(&st.stream.arn).await?;
                     st.leases = fresh.into_iter().map(|l| (l.shard.clone(), l)).collect();
-                    ctx.leases
+                    match ctx
+                        .leases
                         .take(
                             &st.stream.table,
                             &st.stream.arn,
@@ -315,7 +316,19 @@ async fn discover(
                             start,
                             st.leases.get(&shard),
                         )
-                        .await?
+                        .await
+                    {
+                        Ok(l) => l,
+                        Err(e) => {
+                            // Other ready shards of this pass still start.
+                            tracing::warn!(table = %st.stream.table, shard = %shard, "cannot take the shard's lease; trying again at the next discovery: {e}");
+                            continue;
+                        }
+                    }
+                }
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(table = %st.stream.table, shard = %shard, "cannot take the shard's lease; trying again at the next discovery: {e}");
+                    continue;
                 }
                 Err(e) => return Err(e.into()),
             };

@@ -148,7 +148,9 @@ async fn hostile_corpus_survives_byte_for_byte() {
     archiver.signal("TERM");
     assert!(archiver.wait(Duration::from_secs(25)).success());
     assert!(
-        archiver.log_text().contains("repairing typeless empty maps"),
+        archiver
+            .log_text()
+            .contains("repairing typeless empty maps"),
         "DynamoDB Local's typeless empty maps went through the repair:\n{}",
         archiver.log_text()
     );
