@@ -85,6 +85,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_published_schema_file_matches_the_code() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/archive-v1.json")).unwrap();
+        assert_eq!(
+            doc["schema_version"].as_i64().unwrap().to_string(),
+            super::super::parquet::SCHEMA_VERSION
+        );
+        let cols = doc["columns"].as_array().unwrap();
+        let fields = arrow_schema();
+        assert_eq!(cols.len(), fields.fields().len());
+        for (c, f) in cols.iter().zip(fields.fields()) {
+            assert_eq!(c["name"], f.name().as_str());
+            assert_eq!(c["type"], athena_type(f.data_type()));
+            assert_eq!(c["nullable"], f.is_nullable());
+        }
+    }
+
+    #[test]
     fn ddl_names_every_column_and_projects_dt() {
         let a = ArchiveUri::S3 {
             bucket: "b".into(),
