@@ -6,4 +6,5 @@ mod analyst;
 mod bad_input;
 mod crash;
 mod fidelity;
+mod s3_sink;
 mod stream_archive;
