@@ -4,7 +4,7 @@
 use clap::Parser;
 use dynamo_archiver::cmd::{self, CommandError};
 use dynamo_archiver::config::cli::{Cli, Command};
-use dynamo_archiver::config::{RunConfig, SchemaConfig};
+use dynamo_archiver::config::{LeasesConfig, RunConfig, SchemaConfig};
 use dynamo_archiver::telemetry;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +34,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 signals.abort();
                 result.map_err(anyhow::Error::from)
             })
+        }
+        Command::Leases(args) => {
+            let config = LeasesConfig::resolve(&args).map_err(CommandError::from)?;
+            telemetry::init(config.log.format);
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime
+                .block_on(cmd::leases::run(&config))
+                .map_err(anyhow::Error::from)
         }
         Command::Schema(args) => {
             let config = SchemaConfig::resolve(&args).map_err(CommandError::from)?;

@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// The worker: follow the streams of the configured tables until SIGTERM or SIGINT.
     Run(Box<RunArgs>),
+    /// Print the lease table: table, shard, owner, checkpoint, state, parent, last renewal.
+    Leases(LeasesArgs),
     /// Print the archive schema, the Athena/Glue DDL and a DuckDB view for a table.
     Schema(SchemaArgs),
 }
@@ -120,6 +122,29 @@ pub struct RunArgs {
     /// once). [default: 30s]
     #[arg(long, env = "ARCHIVER_DISCOVERY_INTERVAL", value_name = "D")]
     pub discovery_interval: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct LeasesArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Only the leases of these tables (repeatable). [default: every table in the lease table]
+    #[arg(
+        long = "table",
+        env = "ARCHIVER_TABLES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tables: Vec<String>,
+
+    /// DynamoDB table holding leases and checkpoints. [default: dynamo-archiver-leases]
+    #[arg(long, env = "ARCHIVER_LEASE_TABLE", value_name = "NAME")]
+    pub lease_table: Option<String>,
+
+    /// Print JSON (one array of objects) for scripts instead of a table. [default: false]
+    #[arg(long, env = "ARCHIVER_JSON")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -6,7 +6,7 @@ pub mod file;
 pub mod units;
 
 use crate::types::TableName;
-use cli::{CommonArgs, LogFormat, RunArgs, SchemaArgs, StartPosition};
+use cli::{CommonArgs, LeasesArgs, LogFormat, RunArgs, SchemaArgs, StartPosition};
 use file::FileConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -340,6 +340,42 @@ impl RunConfig {
                 .or(file.spool_dir.clone())
                 .unwrap_or_else(|| std::env::temp_dir().join("dynamo-archiver")),
             discovery_interval,
+        })
+    }
+}
+
+/// The validated configuration of `dynamo-archiver leases`.
+#[derive(Debug, Clone)]
+pub struct LeasesConfig {
+    /// Empty: every table.
+    pub tables: Vec<TableName>,
+    pub lease_table: String,
+    pub json: bool,
+    pub log: LogConfig,
+}
+
+impl LeasesConfig {
+    pub fn resolve(args: &LeasesArgs) -> Result<Self, ConfigError> {
+        let file = load_file(&args.common)?;
+        let tables = match tables(&args.tables, file.tables.as_ref()) {
+            Ok(t) => t,
+            Err(ConfigError::NoTable) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let lease_table = args
+            .lease_table
+            .clone()
+            .or(file.lease_table.clone())
+            .unwrap_or_else(|| DEFAULT_LEASE_TABLE.to_owned());
+        validate_table(&lease_table).map_err(|_| ConfigError::BadValue {
+            option: "--lease-table",
+            message: format!("`{lease_table}` is not a valid DynamoDB table name"),
+        })?;
+        Ok(Self {
+            tables,
+            lease_table,
+            json: args.json,
+            log: log_config(&args.common, &file),
         })
     }
 }

@@ -95,6 +95,8 @@ pub struct Lease {
     /// metadata names this hash, chaining the shard's files for `verify`.
     pub last_file_key: Option<String>,
     pub last_file_sha256: Option<[u8; 32]>,
+    /// When the lease item was last written (taken, checkpointed, released), ms since the epoch.
+    pub updated_at_ms: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +116,8 @@ pub enum LeaseError {
         key: String,
         message: String,
     },
+    #[error("lease table `{0}` does not exist (the first `dynamo-archiver run` creates it); check --lease-table, the region and AWS_ENDPOINT_URL_DYNAMODB")]
+    NoTable(String),
     #[error("lease table `{0}` did not become ACTIVE within {TABLE_ACTIVE_DEADLINE:?}")]
     NotActive(String),
 }
@@ -249,6 +253,32 @@ impl LeaseStore {
         }
     }
 
+    /// Every lease in the table (for `dynamo-archiver leases`). A missing table is `NoTable`.
+    pub async fn all(&self) -> Result<Vec<Lease>, LeaseError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception())
+                {
+                    LeaseError::NoTable(self.table.clone())
+                } else {
+                    self.api("Scan", e)
+                }
+            })?;
+            out.push(self.parse(&item)?);
+        }
+        Ok(out)
+    }
+
     /// Every lease of one stream.
     pub async fn leases_of_stream(&self, stream: &StreamArn) -> Result<Vec<Lease>, LeaseError> {
         let mut pages = self
@@ -296,6 +326,7 @@ impl LeaseStore {
                     owner_switches_since_checkpoint: 0,
                     last_file_key: None,
                     last_file_sha256: None,
+                    updated_at_ms: Some(now),
                 };
                 let mut item = HashMap::from([
                     (attr::LEASE_KEY.into(), A::S(key.0.clone())),
@@ -353,6 +384,7 @@ impl LeaseStore {
                     owner: Some(self.worker_id.clone()),
                     counter: old.counter + 1,
                     owner_switches_since_checkpoint: switches,
+                    updated_at_ms: Some(now),
                     ..old.clone()
                 })
             }
@@ -480,6 +512,10 @@ impl LeaseStore {
             last_file_sha256: s(attr::LAST_FILE_SHA256)
                 .and_then(|h| hex::decode(h).ok())
                 .and_then(|v| <[u8; 32]>::try_from(v).ok()),
+            updated_at_ms: item
+                .get(attr::UPDATED_AT)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok()),
         })
     }
 }

@@ -6,5 +6,6 @@ mod analyst;
 mod bad_input;
 mod crash;
 mod fidelity;
+mod leases_cmd;
 mod s3_sink;
 mod stream_archive;

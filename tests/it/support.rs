@@ -416,6 +416,22 @@ impl Archiver {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Runs a short command to completion: (exit code, stdout, stderr).
+    pub fn output(stack: &Stack, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_dynamo-archiver"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(stack.env())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Runs to completion and returns (exit code, log).
     pub fn run_to_exit(stack: &Stack, args: &[&str], timeout: Duration) -> (i32, String) {
         let mut a = Self::start(stack, args);
