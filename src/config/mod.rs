@@ -178,6 +178,18 @@ fn duration(
     }
 }
 
+fn lease_table(cli: Option<&String>, file: &FileConfig) -> Result<String, ConfigError> {
+    let name = cli
+        .or(file.lease_table.as_ref())
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_LEASE_TABLE.to_owned());
+    validate_table(&name).map_err(|_| ConfigError::BadValue {
+        option: "--lease-table",
+        message: format!("`{name}` is not a valid DynamoDB table name"),
+    })?;
+    Ok(name)
+}
+
 /// How the worker logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
@@ -235,15 +247,7 @@ impl RunConfig {
             (None, Some(_)) => return Err(ConfigError::FirehoseUnavailable),
             _ => return Err(ConfigError::OutputChoice),
         };
-        let lease_table = args
-            .lease_table
-            .clone()
-            .or(file.lease_table.clone())
-            .unwrap_or_else(|| DEFAULT_LEASE_TABLE.to_owned());
-        validate_table(&lease_table).map_err(|_| ConfigError::BadValue {
-            option: "--lease-table",
-            message: format!("`{lease_table}` is not a valid DynamoDB table name"),
-        })?;
+        let lease_table = lease_table(args.lease_table.as_ref(), &file)?;
         let worker_id = args
             .worker_id
             .clone()
@@ -362,15 +366,7 @@ impl LeasesConfig {
             Err(ConfigError::NoTable) => Vec::new(),
             Err(e) => return Err(e),
         };
-        let lease_table = args
-            .lease_table
-            .clone()
-            .or(file.lease_table.clone())
-            .unwrap_or_else(|| DEFAULT_LEASE_TABLE.to_owned());
-        validate_table(&lease_table).map_err(|_| ConfigError::BadValue {
-            option: "--lease-table",
-            message: format!("`{lease_table}` is not a valid DynamoDB table name"),
-        })?;
+        let lease_table = lease_table(args.lease_table.as_ref(), &file)?;
         Ok(Self {
             tables,
             lease_table,

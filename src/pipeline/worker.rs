@@ -288,50 +288,37 @@ async fn discover(
                 (StartPosition::Latest, true) => Checkpoint::Latest,
                 _ => Checkpoint::TrimHorizon,
             };
-            let taken = ctx
-                .leases
-                .take(
-                    &st.stream.table,
-                    &st.stream.arn,
-                    &shard,
-                    &parents,
-                    start.clone(),
-                    st.leases.get(&shard),
-                )
-                .await;
-            let lease = match taken {
-                Ok(l) => l,
-                Err(LeaseError::Lost(_)) => {
-                    // Our copy was stale (a finished task moved the counter on): read the
-                    // stream's leases again and take it with the fresh copy.
-                    let fresh = ctx.leases.leases_of_stream(&st.stream.arn).await?;
-                    st.leases = fresh.into_iter().map(|l| (l.shard.clone(), l)).collect();
-                    match ctx
-                        .leases
-                        .take(
-                            &st.stream.table,
-                            &st.stream.arn,
-                            &shard,
-                            &parents,
-                            start,
-                            st.leases.get(&shard),
-                        )
-                        .await
-                    {
-                        Ok(l) => l,
-                        Err(e) => {
-                            // Other ready shards of this pass still start.
-                            tracing::warn!(table = %st.stream.table, shard = %shard, "cannot take the shard's lease; trying again at the next discovery: {e}");
-                            continue;
-                        }
+            let mut retried = false;
+            let lease = loop {
+                let taken = ctx
+                    .leases
+                    .take(
+                        &st.stream.table,
+                        &st.stream.arn,
+                        &shard,
+                        &parents,
+                        start.clone(),
+                        st.leases.get(&shard),
+                    )
+                    .await;
+                match taken {
+                    Ok(l) => break Some(l),
+                    Err(LeaseError::Lost(_)) if !retried => {
+                        // Our copy was stale (a finished task moved the counter on): read the
+                        // stream's leases again and take it once more with the fresh copy.
+                        retried = true;
+                        let fresh = ctx.leases.leases_of_stream(&st.stream.arn).await?;
+                        st.leases = fresh.into_iter().map(|l| (l.shard.clone(), l)).collect();
                     }
+                    Err(e) if e.is_retryable() || matches!(e, LeaseError::Lost(_)) => {
+                        // Other ready shards of this pass still start.
+                        tracing::warn!(table = %st.stream.table, shard = %shard, "cannot take the shard's lease; trying again at the next discovery: {e}");
+                        break None;
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(table = %st.stream.table, shard = %shard, "cannot take the shard's lease; trying again at the next discovery: {e}");
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
             };
+            let Some(lease) = lease else { continue };
             if lease.checkpoint == Checkpoint::ShardEnd {
                 st.progress.insert(shard.clone(), Progress::Finished);
                 unlocked = true;

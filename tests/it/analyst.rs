@@ -63,20 +63,9 @@ async fn duckdb_reads_the_archive() {
             .await
             .unwrap();
     }
-    let archive = stack.dir.path().join("archive");
-    let spool = stack.dir.path().join("spool");
-    let mut a = Archiver::start(
-        &stack,
-        &run_args("people", archive.to_str().unwrap(), spool.to_str().unwrap()),
-    );
-    let archive2 = archive.clone();
-    poll("65 rows", Duration::from_secs(60), || {
-        let archive = archive2.clone();
-        async move { (read_archive(&archive).len() >= 65).then_some(()) }
-    })
-    .await;
-    a.signal("TERM");
-    assert!(a.wait(Duration::from_secs(25)).success());
+    let (mut a, archive) = Archiver::start_local(&stack, "people");
+    wait_for_rows(&archive, 65, Duration::from_secs(60)).await;
+    a.stop();
 
     let view = format!(
         "read_parquet('{}/people/dt=*/*.parquet', hive_partitioning = true)",

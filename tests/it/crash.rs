@@ -2,7 +2,7 @@
 //! file is published and before its checkpoint, again and again while writes go on. A restarted
 //! worker must find the unacknowledged file and resume after it: nothing lost, nothing twice.
 
-use crate::stream_archive::{assert_exactly_once_in_order, wait_for_rows, workload};
+use crate::stream_archive::{assert_exactly_once_in_order, workload};
 use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
 use std::sync::Arc;
@@ -63,12 +63,7 @@ async fn abort_between_publish_and_checkpoint_duplicates_nothing() {
     let total: usize = written.values().map(Vec::len).sum();
     let mut a = Archiver::start(&stack, &args);
     wait_for_rows(&archive, total, Duration::from_secs(120)).await;
-    a.signal("TERM");
-    assert!(
-        a.wait(Duration::from_secs(25)).success(),
-        "{}",
-        a.log_text()
-    );
+    a.stop();
     assert!(crashes >= 2);
     logs.push_str(&a.log_text());
     assert_exactly_once_in_order(&stack, "payments", &read_archive(&archive), &written).await;

@@ -136,17 +136,8 @@ async fn hostile_corpus_survives_byte_for_byte() {
             spool.to_str().unwrap(),
         ),
     );
-    let want = items.len();
-    let rows = poll("the corpus in the archive", Duration::from_secs(90), || {
-        let archive = archive.clone();
-        async move {
-            let rows = read_archive(&archive);
-            (rows.len() >= want).then_some(rows)
-        }
-    })
-    .await;
-    archiver.signal("TERM");
-    assert!(archiver.wait(Duration::from_secs(25)).success());
+    let rows = wait_for_rows(&archive, items.len(), Duration::from_secs(90)).await;
+    archiver.stop();
     assert!(
         archiver
             .log_text()

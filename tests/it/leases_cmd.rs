@@ -26,35 +26,17 @@ async fn leases_command_shows_lineage_checkpoints_and_release() {
                 .unwrap();
         }
     };
-    let archive = stack.dir.path().join("archive");
-    let spool = stack.dir.path().join("spool");
-    let mut a = Archiver::start(
-        &stack,
-        &run_args("books", archive.to_str().unwrap(), spool.to_str().unwrap()),
-    );
+    let (mut a, archive) = Archiver::start_local(&stack, "books");
     for i in 0..5 {
         put(i).await;
     }
-    poll("5 rows", Duration::from_secs(60), || {
-        let archive = archive.clone();
-        async move { (read_archive(&archive).len() >= 5).then_some(()) }
-    })
-    .await;
+    wait_for_rows(&archive, 5, Duration::from_secs(60)).await;
     stack.control("rollover");
     for i in 5..10 {
         put(i).await;
     }
-    poll("10 rows", Duration::from_secs(60), || {
-        let archive = archive.clone();
-        async move { (read_archive(&archive).len() >= 10).then_some(()) }
-    })
-    .await;
-    a.signal("TERM");
-    assert!(
-        a.wait(Duration::from_secs(25)).success(),
-        "{}",
-        a.log_text()
-    );
+    wait_for_rows(&archive, 10, Duration::from_secs(60)).await;
+    a.stop();
 
     let (code, out, err) = Archiver::output(&stack, &["leases", "--json"]);
     assert_eq!(code, 0, "{err}");

@@ -106,17 +106,7 @@ fn key_of(keys: &str) -> u64 {
 
 /// Depth of each shard in the lineage (0 for a root), from DescribeStream.
 async fn shard_depths(stack: &Stack, table: &str) -> HashMap<String, usize> {
-    let arn = stack
-        .dynamodb
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap()
-        .latest_stream_arn
-        .unwrap();
+    let arn = stack.stream_arn(table).await;
     let shards = stack
         .streams
         .describe_stream()
@@ -204,43 +194,17 @@ pub(crate) async fn assert_exactly_once_in_order(
     }
 }
 
-pub(crate) async fn wait_for_rows(
-    archive: &std::path::Path,
-    n: usize,
-    timeout: Duration,
-) -> Vec<Row> {
-    let archive = archive.to_owned();
-    poll(&format!("{n} rows in the archive"), timeout, || {
-        let archive = archive.clone();
-        async move {
-            let rows = read_archive(&archive);
-            (rows.len() >= n).then_some(rows)
-        }
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_record_once_and_in_order() {
     let stack = Stack::start().await;
     stack
         .create_table("orders", "id", Some(StreamViewType::NewAndOldImages))
         .await;
-    let archive = stack.dir.path().join("archive");
-    let spool = stack.dir.path().join("spool");
-    let mut archiver = Archiver::start(
-        &stack,
-        &run_args("orders", archive.to_str().unwrap(), spool.to_str().unwrap()),
-    );
+    let (mut archiver, archive) = Archiver::start_local(&stack, "orders");
     let written = workload(&stack, "orders", 500, 10_000, 8).await;
     let total: usize = written.values().map(Vec::len).sum();
     let rows = wait_for_rows(&archive, total, Duration::from_secs(180)).await;
-    archiver.signal("TERM");
-    assert!(
-        archiver.wait(Duration::from_secs(25)).success(),
-        "{}",
-        archiver.log_text()
-    );
+    archiver.stop();
     let rows_after = read_archive(&archive);
     assert_eq!(
         rows.len(),
@@ -295,8 +259,7 @@ async fn sigterm_and_restart_lose_and_duplicate_nothing() {
     let total: usize = written.values().map(Vec::len).sum();
     let mut a = Archiver::start(&stack, &args);
     let _ = wait_for_rows(&archive, total, Duration::from_secs(120)).await;
-    a.signal("TERM");
-    assert!(a.wait(Duration::from_secs(25)).success());
+    a.stop();
     assert_exactly_once_in_order(&stack, "users", &read_archive(&archive), &written).await;
 }
 
@@ -306,12 +269,7 @@ async fn rollovers_keep_lineage_order() {
     stack
         .create_table("events", "id", Some(StreamViewType::NewAndOldImages))
         .await;
-    let archive = stack.dir.path().join("archive");
-    let spool = stack.dir.path().join("spool");
-    let mut a = Archiver::start(
-        &stack,
-        &run_args("events", archive.to_str().unwrap(), spool.to_str().unwrap()),
-    );
+    let (mut a, archive) = Archiver::start_local(&stack, "events");
     let st = stack.clone();
     let load = tokio::spawn(async move { workload(&st, "events", 100, 3_000, 4).await });
     let mut rollovers = 0;
@@ -325,12 +283,7 @@ async fn rollovers_keep_lineage_order() {
     let written = load.await.unwrap();
     let total: usize = written.values().map(Vec::len).sum();
     let rows = wait_for_rows(&archive, total, Duration::from_secs(120)).await;
-    a.signal("TERM");
-    assert!(
-        a.wait(Duration::from_secs(25)).success(),
-        "{}",
-        a.log_text()
-    );
+    a.stop();
     assert!(rollovers >= 2, "the workload ran long enough for rollovers");
     let depths = shard_depths(&stack, "events").await;
     assert!(
@@ -386,12 +339,7 @@ async fn expired_iterators_and_trimmed_data() {
         put(i).await;
     }
     wait_for_rows(&archive, 20, Duration::from_secs(60)).await;
-    a.signal("TERM");
-    assert!(
-        a.wait(Duration::from_secs(25)).success(),
-        "{}",
-        a.log_text()
-    );
+    a.stop();
     assert!(
         a.log_text().contains("iterator expired"),
         "the expiry was seen and handled:\n{}",
@@ -528,12 +476,7 @@ async fn s3_archive_on_an_object_lock_bucket() {
         }
     })
     .await;
-    a.signal("TERM");
-    assert!(
-        a.wait(Duration::from_secs(25)).success(),
-        "{}",
-        a.log_text()
-    );
+    a.stop();
     assert_eq!(rows.len(), 300);
     let keys: HashSet<u64> = rows.iter().map(|r| key_of(&r.keys)).collect();
     assert_eq!(keys.len(), 300);

@@ -254,11 +254,9 @@ impl Stack {
         s3.create_bucket().bucket(bucket).send().await.unwrap();
     }
 
-    /// Every record of a table's stream, read independently of the archiver (all shards, from
-    /// TRIM_HORIZON to the current end), as (event_id, sequence number) by shard.
-    pub async fn stream_truth(&self, table: &str) -> Vec<(String, String, String)> {
-        let arn = self
-            .dynamodb
+    /// The table's current stream ARN.
+    pub async fn stream_arn(&self, table: &str) -> String {
+        self.dynamodb
             .describe_table()
             .table_name(table)
             .send()
@@ -267,7 +265,13 @@ impl Stack {
             .table
             .unwrap()
             .latest_stream_arn
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Every record of a table's stream, read independently of the archiver (all shards, from
+    /// TRIM_HORIZON to the current end), as (event_id, sequence number) by shard.
+    pub async fn stream_truth(&self, table: &str) -> Vec<(String, String, String)> {
+        let arn = self.stream_arn(table).await;
         let desc = self
             .streams
             .describe_stream()
@@ -376,6 +380,29 @@ impl Archiver {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// SIGTERM, then a clean exit (status 0) within the contract's 20 s (plus slack).
+    pub fn stop(&mut self) {
+        self.signal("TERM");
+        let status = self.wait(Duration::from_secs(25));
+        assert!(
+            status.success(),
+            "clean exit after SIGTERM; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Starts `run` on one table with a local archive in the stack's directory (see
+    /// [`run_args`]); returns the worker and the archive directory.
+    pub fn start_local(stack: &Stack, table: &str) -> (Self, PathBuf) {
+        let archive = stack.dir.path().join("archive");
+        let spool = stack.dir.path().join("spool");
+        let a = Self::start(
+            stack,
+            &run_args(table, archive.to_str().unwrap(), spool.to_str().unwrap()),
+        );
+        (a, archive)
     }
 
     /// The exit status if the process exits within `timeout`, else `None` (still running).
@@ -582,6 +609,19 @@ pub fn read_archive(dir: &Path) -> Vec<Row> {
             read_parquet_bytes(&name, bytes::Bytes::from(std::fs::read(p).unwrap()))
         })
         .collect()
+}
+
+/// Waits until the archive under `archive` holds at least `n` rows; returns them.
+pub async fn wait_for_rows(archive: &Path, n: usize, timeout: Duration) -> Vec<Row> {
+    let archive = archive.to_owned();
+    poll(&format!("{n} rows in the archive"), timeout, || {
+        let archive = archive.clone();
+        async move {
+            let rows = read_archive(&archive);
+            (rows.len() >= n).then_some(rows)
+        }
+    })
+    .await
 }
 
 /// Common `run` arguments for tests: fast flushes, no HTTP port clash.
