@@ -495,3 +495,35 @@ async fn s3_archive_on_an_object_lock_bucket() {
         "the file's SHA-256 is in its metadata"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_only_stream_works_with_a_warning() {
+    let stack = Stack::start().await;
+    stack
+        .create_table("thin", "id", Some(StreamViewType::KeysOnly))
+        .await;
+    for i in 0..5u64 {
+        stack
+            .dynamodb
+            .put_item()
+            .table_name("thin")
+            .item("id", n(i))
+            .item("secret", s("x"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (mut a, archive) = Archiver::start_local(&stack, "thin");
+    let rows = wait_for_rows(&archive, 5, Duration::from_secs(60)).await;
+    a.stop();
+    let log = a.log_text();
+    assert!(
+        log.contains("not NEW_AND_OLD_IMAGES") && log.contains("every item image"),
+        "the warning says what the archive lacks:\n{log}"
+    );
+    for r in &rows {
+        assert_eq!(r.new_image, None);
+        assert_eq!(r.old_image, None);
+        assert!(r.keys.starts_with(r#"{"id":{"N":""#));
+    }
+}
