@@ -153,6 +153,7 @@ mod tests {
             last_file_key: None,
             last_file_sha256: None,
             updated_at_ms: Some(1_000),
+            pending_owner: None,
         }
     }
 

@@ -309,6 +309,13 @@ impl RunConfig {
             file.failover_time.as_ref(),
             DEFAULT_FAILOVER_TIME,
         )?;
+        if failover_time < Duration::from_secs(1) {
+            return Err(ConfigError::BadValue {
+                option: "--failover-time",
+                message: "must be at least 1s (leases are renewed three times per failover time)"
+                    .into(),
+            });
+        }
         let discovery_interval = duration(
             "--discovery-interval",
             args.discovery_interval.as_ref(),

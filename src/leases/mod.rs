@@ -4,6 +4,7 @@
 //! conditional writes are already in place for several workers sharing shards (see
 //! `design.md` beside this module).
 
+pub mod plan;
 pub mod store;
 
 pub use store::{Checkpoint, Lease, LeaseError, LeaseKey, LeaseStore};

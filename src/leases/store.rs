@@ -25,6 +25,8 @@ mod attr {
     pub const LAST_FILE_KEY: &str = "lastFileKey";
     pub const LAST_FILE_SHA256: &str = "lastFileSha256";
     pub const UPDATED_AT: &str = "updatedAt";
+    /// A worker that asked for this lease (a balancing steal); the owner hands it over.
+    pub const PENDING_OWNER: &str = "pendingOwner";
 }
 
 /// How long creating the lease table may take before we give up.
@@ -95,8 +97,11 @@ pub struct Lease {
     /// metadata names this hash, chaining the shard's files for `verify`.
     pub last_file_key: Option<String>,
     pub last_file_sha256: Option<[u8; 32]>,
-    /// When the lease item was last written (taken, checkpointed, released), ms since the epoch.
+    /// When the lease item was last written (taken, renewed, checkpointed, released), ms since
+    /// the epoch.
     pub updated_at_ms: Option<i64>,
+    /// A worker that asked for this lease; the owner flushes, checkpoints and hands it over.
+    pub pending_owner: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -321,6 +326,7 @@ impl LeaseStore {
                     last_file_key: None,
                     last_file_sha256: None,
                     updated_at_ms: Some(now),
+                    pending_owner: None,
                 };
                 let mut item = HashMap::from([
                     (attr::LEASE_KEY.into(), A::S(key.0.clone())),
@@ -360,7 +366,8 @@ impl LeaseStore {
                     .update_item()
                     .table_name(&self.table)
                     .key(attr::LEASE_KEY, A::S(key.0.clone()))
-                    .update_expression("SET #o = :me, #c = :next, #sw = :sw, #u = :now")
+                    .update_expression("SET #o = :me, #c = :next, #sw = :sw, #u = :now REMOVE #p")
+                    .expression_attribute_names("#p", attr::PENDING_OWNER)
                     .condition_expression("#c = :old")
                     .expression_attribute_names("#o", attr::OWNER)
                     .expression_attribute_names("#c", attr::COUNTER)
@@ -379,6 +386,7 @@ impl LeaseStore {
                     counter: old.counter + 1,
                     owner_switches_since_checkpoint: switches,
                     updated_at_ms: Some(now),
+                    pending_owner: None,
                     ..old.clone()
                 })
             }
@@ -393,22 +401,22 @@ impl LeaseStore {
         checkpoint: Checkpoint,
         last_file: Option<(&str, [u8; 32])>,
     ) -> Result<(), LeaseError> {
-        let next = lease.counter + 1;
-        let mut expr = String::from("SET #cp = :cp, #c = :next, #sw = :zero, #u = :now");
+        // Conditional on the owner, not the counter: the owner's renewals move the counter
+        // concurrently, and a change of owner (a take after expiry) is what must fence this write.
+        let mut expr = String::from("SET #cp = :cp, #sw = :zero, #u = :now");
         let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(attr::LEASE_KEY, A::S(lease.key.0.clone()))
-            .condition_expression("#o = :me AND #c = :old")
+            .condition_expression("#o = :me")
             .expression_attribute_names("#cp", attr::CHECKPOINT)
             .expression_attribute_names("#c", attr::COUNTER)
             .expression_attribute_names("#o", attr::OWNER)
             .expression_attribute_names("#sw", attr::OWNER_SWITCHES)
             .expression_attribute_names("#u", attr::UPDATED_AT)
             .expression_attribute_values(":cp", A::S(checkpoint.to_attr()))
-            .expression_attribute_values(":next", A::N(next.to_string()))
-            .expression_attribute_values(":old", A::N(lease.counter.to_string()))
+            .expression_attribute_values(":one", A::N("1".into()))
             .expression_attribute_values(":me", A::S(self.worker_id.clone()))
             .expression_attribute_values(":zero", A::N("0".into()))
             .expression_attribute_values(":now", A::N(now_ms().to_string()));
@@ -420,11 +428,10 @@ impl LeaseStore {
                 .expression_attribute_values(":lf", A::S(key.to_owned()))
                 .expression_attribute_values(":ls", A::S(hex::encode(sha)));
         }
-        req.update_expression(expr)
+        req.update_expression(format!("{expr} ADD #c :one"))
             .send()
             .await
             .map_err(|e| self.conditional("UpdateItem", &lease.key, e))?;
-        lease.counter = next;
         lease.checkpoint = checkpoint;
         lease.owner_switches_since_checkpoint = 0;
         if let Some((key, sha)) = last_file {
@@ -440,14 +447,82 @@ impl LeaseStore {
             .update_item()
             .table_name(&self.table)
             .key(attr::LEASE_KEY, A::S(lease.key.0.clone()))
-            .update_expression("REMOVE #o SET #c = :next, #u = :now")
-            .condition_expression("#o = :me AND #c = :old")
+            .update_expression("REMOVE #o SET #u = :now ADD #c :one")
+            .condition_expression("#o = :me")
             .expression_attribute_names("#o", attr::OWNER)
             .expression_attribute_names("#c", attr::COUNTER)
             .expression_attribute_names("#u", attr::UPDATED_AT)
             .expression_attribute_values(":me", A::S(self.worker_id.clone()))
-            .expression_attribute_values(":old", A::N(lease.counter.to_string()))
-            .expression_attribute_values(":next", A::N((lease.counter + 1).to_string()))
+            .expression_attribute_values(":one", A::N("1".into()))
+            .expression_attribute_values(":now", A::N(now_ms().to_string()))
+            .send()
+            .await
+            .map_err(|e| self.conditional("UpdateItem", &lease.key, e))?;
+        Ok(())
+    }
+
+    /// Renews a held lease (moves its counter, so others see the owner alive). Returns the worker
+    /// that asked for the lease, if one did. `Lost` when another worker owns it now.
+    pub async fn renew(&self, key: &LeaseKey) -> Result<Option<String>, LeaseError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::LEASE_KEY, A::S(key.0.clone()))
+            .update_expression("SET #u = :now ADD #c :one")
+            .condition_expression("#o = :me")
+            .expression_attribute_names("#o", attr::OWNER)
+            .expression_attribute_names("#c", attr::COUNTER)
+            .expression_attribute_names("#u", attr::UPDATED_AT)
+            .expression_attribute_values(":me", A::S(self.worker_id.clone()))
+            .expression_attribute_values(":one", A::N("1".into()))
+            .expression_attribute_values(":now", A::N(now_ms().to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| self.conditional("UpdateItem", key, e))?;
+        Ok(out
+            .attributes()
+            .and_then(|a| a.get(attr::PENDING_OWNER))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+
+    /// Asks the owner of a lease to hand it over (a balancing steal). The owner sees the request
+    /// at its next renewal, flushes, checkpoints and passes the lease on: nothing it buffered is
+    /// read twice, unlike a steal that takes the lease from under a live owner.
+    pub async fn request_steal(&self, lease: &Lease, from: &str) -> Result<(), LeaseError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::LEASE_KEY, A::S(lease.key.0.clone()))
+            .update_expression("SET #p = :me")
+            .condition_expression("#o = :from AND attribute_not_exists(#p)")
+            .expression_attribute_names("#o", attr::OWNER)
+            .expression_attribute_names("#p", attr::PENDING_OWNER)
+            .expression_attribute_values(":me", A::S(self.worker_id.clone()))
+            .expression_attribute_values(":from", A::S(from.to_owned()))
+            .send()
+            .await
+            .map_err(|e| self.conditional("UpdateItem", &lease.key, e))?;
+        Ok(())
+    }
+
+    /// Passes a held lease to the worker that asked for it (after a final flush and checkpoint).
+    pub async fn hand_over(&self, lease: &Lease) -> Result<(), LeaseError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::LEASE_KEY, A::S(lease.key.0.clone()))
+            .update_expression("SET #o = #p, #u = :now REMOVE #p ADD #c :one, #sw :one")
+            .condition_expression("#o = :me AND attribute_exists(#p)")
+            .expression_attribute_names("#o", attr::OWNER)
+            .expression_attribute_names("#p", attr::PENDING_OWNER)
+            .expression_attribute_names("#c", attr::COUNTER)
+            .expression_attribute_names("#sw", attr::OWNER_SWITCHES)
+            .expression_attribute_names("#u", attr::UPDATED_AT)
+            .expression_attribute_values(":me", A::S(self.worker_id.clone()))
+            .expression_attribute_values(":one", A::N("1".into()))
             .expression_attribute_values(":now", A::N(now_ms().to_string()))
             .send()
             .await
@@ -506,6 +581,7 @@ impl LeaseStore {
             last_file_sha256: s(attr::LAST_FILE_SHA256)
                 .and_then(|h| hex::decode(h).ok())
                 .and_then(|v| <[u8; 32]>::try_from(v).ok()),
+            pending_owner: s(attr::PENDING_OWNER),
             updated_at_ms: item
                 .get(attr::UPDATED_AT)
                 .and_then(|v| v.as_n().ok())

@@ -40,6 +40,68 @@ pub struct ShardSettings {
     pub flush_interval: Duration,
     pub flush_size_bytes: u64,
     pub spool_dir: PathBuf,
+    /// `--failover-time`: a task publishes only while its lease was renewed within 2/3 of it.
+    pub failover_time: Duration,
+}
+
+/// How a shard task stops when its token is cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StopMode {
+    /// Shutdown: flush, checkpoint, release the lease.
+    Release = 0,
+    /// Another worker asked for the lease: flush, checkpoint, hand it over.
+    HandOver = 1,
+    /// The lease belongs to another worker already: write nothing more.
+    Lost = 2,
+}
+
+/// What the worker (which renews leases) tells a running shard task about its lease.
+#[derive(Debug)]
+pub struct LeaseControl {
+    mode: std::sync::atomic::AtomicU8,
+    renewed_at: std::sync::Mutex<Instant>,
+}
+
+impl Default for LeaseControl {
+    fn default() -> Self {
+        Self {
+            mode: std::sync::atomic::AtomicU8::new(StopMode::Release as u8),
+            renewed_at: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl LeaseControl {
+    pub fn set_mode(&self, mode: StopMode) {
+        self.mode
+            .store(mode as u8, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn mode(&self) -> StopMode {
+        match self.mode.load(std::sync::atomic::Ordering::SeqCst) {
+            1 => StopMode::HandOver,
+            2 => StopMode::Lost,
+            _ => StopMode::Release,
+        }
+    }
+
+    pub fn renewed(&self) {
+        *self.renewed_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Whether the lease is surely still ours: renewed within 2/3 of the failover time. Another
+    /// worker takes a lease only after seeing no renewal for the whole failover time, so a task
+    /// that stops publishing at 2/3 leaves a third as margin for a publish in flight.
+    pub fn still_held(&self, failover: Duration) -> bool {
+        self.mode() != StopMode::Lost
+            && self
+                .renewed_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed()
+                < failover * 2 / 3
+    }
 }
 
 /// How a shard task ended.
@@ -49,6 +111,8 @@ pub enum ShardOutcome {
     Finished,
     /// Stopped by shutdown after flushing and checkpointing; the lease was released.
     Stopped,
+    /// Handed over to the worker that asked for it, after flushing and checkpointing.
+    HandedOver,
     /// Another worker holds the lease now; nothing more was written.
     Lost,
 }
@@ -93,6 +157,7 @@ pub struct ShardTask {
     sink: ArchiveSink,
     metrics: Arc<Metrics>,
     settings: ShardSettings,
+    control: Arc<LeaseControl>,
     open: Option<OpenFile>,
     /// A trimmed range to record in the next file's metadata.
     pending_gap: Option<String>,
@@ -109,8 +174,10 @@ impl ShardTask {
         sink: ArchiveSink,
         metrics: Arc<Metrics>,
         settings: ShardSettings,
+        control: Arc<LeaseControl>,
     ) -> Self {
         Self {
+            control,
             reader: Some(reader),
             lease,
             leases,
@@ -166,7 +233,24 @@ impl ShardTask {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => {
+                    let mode = self.control.mode();
+                    if mode == StopMode::Lost {
+                        return Ok(ShardOutcome::Lost);
+                    }
                     return match self.publish_open().await {
+                        Ok(()) if mode == StopMode::HandOver => {
+                            match self.leases.hand_over(&self.lease).await {
+                                Ok(()) => {
+                                    tracing::info!(table = %self.lease.table, shard = %self.lease.shard, "lease handed over to the worker that asked for it, after a final flush and checkpoint");
+                                    Ok(ShardOutcome::HandedOver)
+                                }
+                                Err(LeaseError::Lost(_)) => Ok(ShardOutcome::Lost),
+                                Err(e) => {
+                                    tracing::warn!(shard = %self.lease.shard, "could not hand the lease over: {e}");
+                                    Ok(ShardOutcome::Stopped)
+                                }
+                            }
+                        }
                         Ok(()) => {
                             if let Err(e) = self.leases.release(&self.lease).await {
                                 tracing::warn!(shard = %self.lease.shard, "could not release the lease on shutdown: {e}");
@@ -469,6 +553,14 @@ impl ShardTask {
         checkpoint: Checkpoint,
         since: Instant,
     ) -> Result<(), ShardError> {
+        // Fencing before the write, not only at the checkpoint: a task whose lease may already
+        // be someone else's publishes nothing (the new owner reads these records again).
+        if !self.control.still_held(self.settings.failover_time) {
+            let _ = std::fs::remove_file(&spooled.path);
+            return Err(ShardError::Lease(LeaseError::Lost(
+                self.lease.key.as_str().to_owned(),
+            )));
+        }
         let started = Instant::now();
         let table = self.lease.table.clone();
         let labels = [("table", table.as_str())];

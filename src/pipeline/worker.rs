@@ -1,19 +1,15 @@
 //! The worker: one task that owns every table's shard map, decides (through the pure lineage
 //! module) which shards start, spawns a task per shard, and awaits them all on shutdown.
 
-use super::shard_task::{ShardOutcome, ShardSettings, ShardTask};
+use super::lease_cycle::{self, Ctx, StreamState};
+use super::shard_task::{ShardError, ShardOutcome, ShardSettings};
 use crate::aws::Clients;
-use crate::backoff::Backoff;
-use crate::config::cli::StartPosition;
 use crate::config::{Output, RunConfig};
-use crate::leases::{Checkpoint, Lease, LeaseError, LeaseStore};
-use crate::lineage::{self, Progress, ShardNode};
+use crate::leases::{LeaseError, LeaseStore};
 use crate::metrics::Metrics;
 use crate::sink::{ArchiveSink, SinkError};
-use crate::stream::api::{self, Position, ShardDesc, TableError, TableStream};
-use crate::stream::reader::ShardReader;
+use crate::stream::api::{self, TableError};
 use crate::types::ShardId;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -61,21 +57,7 @@ impl RunError {
     }
 }
 
-/// One table's stream and what the worker knows of it.
-struct StreamState {
-    stream: TableStream,
-    shards: Vec<ShardDesc>,
-    progress: HashMap<ShardId, Progress>,
-    leases: HashMap<ShardId, Lease>,
-    /// Shards whose task failed, and when they may be tried again.
-    not_before: HashMap<ShardId, (Instant, Backoff)>,
-}
-
-type TaskResult = (
-    usize,
-    ShardId,
-    Result<ShardOutcome, super::shard_task::ShardError>,
-);
+pub(super) type TaskResult = (usize, ShardId, Result<ShardOutcome, ShardError>);
 
 /// Runs the worker until `shutdown` is cancelled (or a fatal error), then stops every shard
 /// cleanly.
@@ -118,25 +100,9 @@ pub async fn run(
         flush_interval: config.flush_interval,
         flush_size_bytes: config.flush_size_bytes,
         spool_dir: spool_dir.clone(),
+        failover_time: config.failover_time,
     };
-
-    let mut states = Vec::new();
-    for stream in streams {
-        let existing = leases.leases_of_stream(&stream.arn).await?;
-        let progress = existing
-            .iter()
-            .filter(|l| l.checkpoint == Checkpoint::ShardEnd)
-            .map(|l| (l.shard.clone(), Progress::Finished))
-            .collect();
-        states.push(StreamState {
-            stream,
-            shards: Vec::new(),
-            progress,
-            leases: existing.into_iter().map(|l| (l.shard.clone(), l)).collect(),
-            not_before: HashMap::new(),
-        });
-    }
-
+    let mut states: Vec<StreamState> = streams.into_iter().map(StreamState::new).collect();
     let ctx = Ctx {
         clients,
         leases,
@@ -146,10 +112,14 @@ pub async fn run(
         start: config.start_position,
     };
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Renew three times per failover time, as the KCL does: one lost or slow renewal never lets
+    // a lease expire in others' eyes.
+    let cycle_every = config.failover_time / 3;
     let stop = shutdown.child_token();
     let mut tasks: JoinSet<TaskResult> = JoinSet::new();
     let mut fatal: Option<RunError> = None;
     let mut next_discovery = Instant::now();
+    let mut next_cycle = Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -159,30 +129,28 @@ pub async fn run(
                 match joined {
                     Ok((i, shard, outcome)) => {
                         let st = &mut states[i];
-                        st.progress.remove(&shard);
                         match outcome {
                             Ok(ShardOutcome::Finished) => {
                                 tracing::info!(table = %st.stream.table, shard = %shard, "shard read to its end; its children may start");
-                                st.progress.insert(shard.clone(), Progress::Finished);
-                                st.leases.remove(&shard);
+                                st.task_ended(&shard, false);
+                                st.finished.insert(shard.clone());
                                 // Children are usually listed already: look now, not in 30 s.
                                 next_discovery = Instant::now();
                             }
-                            Ok(ShardOutcome::Stopped) | Ok(ShardOutcome::Lost) => {
-                                st.leases.remove(&shard);
+                            Ok(ShardOutcome::Stopped | ShardOutcome::Lost | ShardOutcome::HandedOver) => {
+                                st.task_ended(&shard, false);
                             }
                             Err(e) if e.is_fatal() => {
                                 tracing::error!(table = %st.stream.table, shard = %shard, "stopping: {e}");
+                                st.task_ended(&shard, false);
                                 fatal = Some(RunError::Shard { table: st.stream.table.to_string(), shard: shard.to_string(), message: e.to_string() });
                                 stop.cancel();
                             }
                             Err(e) => {
                                 ctx.metrics.inc("archiver_errors_total", &[("kind", "shard_task")], 1);
-                                let entry = st.not_before.entry(shard.clone()).or_insert_with(|| (Instant::now(), Backoff::new(Duration::from_secs(1), Duration::from_secs(60))));
-                                let delay = entry.1.next_delay().max(Duration::from_millis(500));
-                                entry.0 = Instant::now() + delay;
-                                tracing::error!(table = %st.stream.table, shard = %shard, "shard task failed; restarting it from its checkpoint in {delay:?}: {e}");
-                                next_discovery = next_discovery.min(Instant::now() + delay);
+                                let delay = st.task_ended(&shard, true);
+                                tracing::error!(table = %st.stream.table, shard = %shard, "shard task failed; restarting it from its checkpoint in about {delay:?}: {e}");
+                                next_cycle = next_cycle.min(Instant::now() + delay);
                             }
                         }
                         update_owned_gauge(&ctx.metrics, &states);
@@ -196,24 +164,50 @@ pub async fn run(
                 }
             }
             _ = tokio::time::sleep_until(next_discovery) => {
-                for i in 0..states.len() {
-                    if let Err(e) = discover(&ctx, &mut states, i, &mut tasks, &stop).await {
+                for st in states.iter_mut() {
+                    if let Err(e) = lease_cycle::list_shards(&ctx, st).await {
                         ctx.metrics.inc("archiver_errors_total", &[("kind", "discovery")], 1);
-                        tracing::warn!(table = %states[i].stream.table, "listing shards failed; trying again at the next discovery: {e}");
+                        tracing::warn!(table = %st.stream.table, "listing shards failed; trying again at the next discovery: {e}");
+                    }
+                }
+                next_discovery = Instant::now() + config.discovery_interval;
+                next_cycle = Instant::now();
+            }
+            _ = tokio::time::sleep_until(next_cycle) => {
+                next_cycle = Instant::now() + cycle_every;
+                for (i, st) in states.iter_mut().enumerate() {
+                    lease_cycle::renew(&ctx, st).await;
+                    if let Err(e) = lease_cycle::plan_and_apply(&ctx, st, i, &mut tasks, &stop).await {
+                        ctx.metrics.inc("archiver_errors_total", &[("kind", "lease_cycle")], 1);
+                        tracing::warn!(table = %st.stream.table, "the lease cycle failed; trying again at the next one: {e}");
                     }
                 }
                 update_owned_gauge(&ctx.metrics, &states);
-                next_discovery = Instant::now() + config.discovery_interval;
             }
         }
     }
 
-    // Stop: every shard task flushes, checkpoints and releases its lease.
+    // Stop: every shard task flushes, checkpoints and releases (or hands over) its lease. Leases
+    // are still renewed meanwhile, so a slow final flush is not fenced as a lost lease.
     stop.cancel();
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok((i, shard, Err(e))) = joined {
-                tracing::error!(table = %states[i].stream.table, shard = %shard, "shard did not stop cleanly: {e}");
+        let mut renew_at = Instant::now() + cycle_every;
+        while !tasks.is_empty() {
+            tokio::select! {
+                joined = tasks.join_next() => {
+                    if let Some(Ok((i, shard, outcome))) = joined {
+                        if let Err(e) = &outcome {
+                            tracing::error!(table = %states[i].stream.table, shard = %shard, "shard did not stop cleanly: {e}");
+                        }
+                        states[i].task_ended(&shard, false);
+                    }
+                }
+                _ = tokio::time::sleep_until(renew_at) => {
+                    for st in states.iter_mut() {
+                        lease_cycle::renew(&ctx, st).await;
+                    }
+                    renew_at = Instant::now() + cycle_every;
+                }
             }
         }
     })
@@ -229,156 +223,12 @@ pub async fn run(
     }
 }
 
-struct Ctx {
-    clients: Clients,
-    leases: LeaseStore,
-    sink: ArchiveSink,
-    metrics: Arc<Metrics>,
-    settings: ShardSettings,
-    start: StartPosition,
-}
-
-/// Lists a stream's shards and starts every shard that lineage says is ready.
-async fn discover(
-    ctx: &Ctx,
-    states: &mut [StreamState],
-    i: usize,
-    tasks: &mut JoinSet<TaskResult>,
-    stop: &CancellationToken,
-) -> Result<(), RunError> {
-    let st = &mut states[i];
-    let shards = api::list_shards(&ctx.clients.streams, &st.stream.arn)
-        .await
-        .map_err(|e| RunError::Shard {
-            table: st.stream.table.to_string(),
-            shard: "-".into(),
-            message: e.to_string(),
-        })?;
-    st.shards = shards;
-    let nodes: Vec<ShardNode> = st
-        .shards
-        .iter()
-        .map(|s| ShardNode {
-            id: s.id.clone(),
-            parent: s.parent.clone(),
-        })
-        .collect();
-    // A shard taken and found already finished unlocks its children in the same pass.
-    loop {
-        let ready = lineage::ready_shards(&nodes, &st.progress);
-        let mut unlocked = false;
-        for shard in ready {
-            if st
-                .not_before
-                .get(&shard)
-                .is_some_and(|(t, _)| *t > Instant::now())
-            {
-                continue;
-            }
-            let parents: Vec<ShardId> = nodes
-                .iter()
-                .find(|n| n.id == shard)
-                .and_then(|n| n.parent.clone())
-                .into_iter()
-                .collect();
-            // `--start-position latest` applies to shards without a parent only: a child of a
-            // shard being archived starts at TRIM_HORIZON, or the records written between the
-            // rollover and the moment we reach the child would be skipped (the KCL does the same).
-            let start = match (ctx.start, parents.is_empty()) {
-                (StartPosition::Latest, true) => Checkpoint::Latest,
-                _ => Checkpoint::TrimHorizon,
-            };
-            let mut retried = false;
-            let lease = loop {
-                let taken = ctx
-                    .leases
-                    .take(
-                        &st.stream.table,
-                        &st.stream.arn,
-                        &shard,
-                        &parents,
-                        start.clone(),
-                        st.leases.get(&shard),
-                    )
-                    .await;
-                match taken {
-                    Ok(l) => break Some(l),
-                    Err(LeaseError::Lost(_)) if !retried => {
-                        // Our copy was stale (a finished task moved the counter on): read the
-                        // stream's leases again and take it once more with the fresh copy.
-                        retried = true;
-                        let fresh = ctx.leases.leases_of_stream(&st.stream.arn).await?;
-                        st.leases = fresh.into_iter().map(|l| (l.shard.clone(), l)).collect();
-                    }
-                    Err(e) if e.is_retryable() || matches!(e, LeaseError::Lost(_)) => {
-                        // Other ready shards of this pass still start.
-                        tracing::warn!(table = %st.stream.table, shard = %shard, "cannot take the shard's lease; trying again at the next discovery: {e}");
-                        break None;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            };
-            let Some(lease) = lease else { continue };
-            if lease.checkpoint == Checkpoint::ShardEnd {
-                st.progress.insert(shard.clone(), Progress::Finished);
-                unlocked = true;
-                continue;
-            }
-            let position = match &lease.checkpoint {
-                Checkpoint::TrimHorizon => Position::TrimHorizon,
-                Checkpoint::Latest => Position::Latest,
-                Checkpoint::At(s) => Position::After(s.clone()),
-                Checkpoint::ShardEnd => unreachable!("handled above"),
-            };
-            if let Some(p) = parents
-                .first()
-                .filter(|p| !nodes.iter().any(|n| &n.id == *p))
-            {
-                if !st.progress.contains_key(p) {
-                    tracing::warn!(table = %st.stream.table, shard = %shard, parent = %p, "starting a shard whose parent is no longer listed (expired from the stream) and was never archived to its end here: records of the parent may be missing");
-                }
-            }
-            tracing::info!(table = %st.stream.table, shard = %shard, from = %position, "starting shard");
-            st.not_before.remove(&shard);
-            st.progress.insert(shard.clone(), Progress::Reading);
-            st.leases.insert(shard.clone(), lease.clone());
-            let reader = ShardReader {
-                streams: ctx.clients.streams.clone(),
-                table: st.stream.table.clone(),
-                stream: st.stream.arn.clone(),
-                shard: shard.clone(),
-                position,
-                metrics: ctx.metrics.clone(),
-            };
-            let task = ShardTask::new(
-                reader,
-                lease,
-                ctx.leases.clone(),
-                ctx.sink.clone(),
-                ctx.metrics.clone(),
-                ctx.settings.clone(),
-            );
-            let token = stop.child_token();
-            tasks.spawn(async move { (i, shard, task.run(token).await) });
-        }
-        if !unlocked {
-            break;
-        }
-    }
-    Ok(())
-}
-
 fn update_owned_gauge(metrics: &Metrics, states: &[StreamState]) {
     for st in states {
-        let owned = st
-            .progress
-            .values()
-            .filter(|p| **p == Progress::Reading)
-            .count();
         metrics.set_gauge(
             "archiver_shards_owned",
             &[("table", st.stream.table.as_str())],
-            owned as f64,
+            st.running.len() as f64,
         );
     }
 }

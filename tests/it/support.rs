@@ -642,5 +642,8 @@ pub fn run_args<'a>(table: &'a str, archive: &'a str, spool: &'a str) -> Vec<&'a
         spool,
         "--discovery-interval",
         "2s",
+        // Leases of a killed worker are taken after this long (default 10s).
+        "--failover-time",
+        "3s",
     ]
 }

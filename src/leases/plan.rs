@@ -1,0 +1,350 @@
+//! Which leases this worker should create, take or steal: a pure function of what the lease table
+//! says, which shards lineage allows, and who is alive. The async shell gathers the inputs and
+//! applies the actions with conditional writes (a lost race is simply re-planned next cycle).
+//!
+//! Balance: every worker aims at `target = ceil(leases / workers)`. A worker below target first
+//! creates leases for ready shards that have none and takes free or expired leases; if nothing is
+//! free, it asks the most loaded worker for one lease (a steal, at most one per cycle), and only
+//! when that worker holds more than `target`, so two workers never trade a lease back and forth.
+//! Once stable, no worker holds more than `target + 1`.
+
+use crate::types::ShardId;
+use std::collections::BTreeMap;
+
+/// One lease as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseState {
+    pub shard: ShardId,
+    /// `None`: released or never owned.
+    pub owner: Option<String>,
+    /// The owner has not renewed it for the failover time.
+    pub expired: bool,
+    /// Lineage allows reading it now (parents finished or gone); not-ready leases are left alone.
+    pub ready: bool,
+    /// A steal is already asked for it.
+    pub steal_pending: bool,
+}
+
+/// The inputs of one planning cycle.
+#[derive(Debug, Clone)]
+pub struct PlanInput<'a> {
+    pub me: &'a str,
+    /// Leases of unfinished shards (SHARD_END leases are left out by the caller).
+    pub leases: &'a [LeaseState],
+    /// Shards lineage allows reading that have no lease item yet.
+    pub ready_without_lease: &'a [ShardId],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create the lease item, owned by this worker.
+    Create(ShardId),
+    /// Take a free or expired lease.
+    Take(ShardId),
+    /// Ask `from` to hand this lease over (it flushes, checkpoints and passes it on).
+    Steal { shard: ShardId, from: String },
+}
+
+/// The owner of a lease that is not expired.
+fn live_owner(l: &LeaseState) -> Option<&str> {
+    if l.expired {
+        None
+    } else {
+        l.owner.as_deref()
+    }
+}
+
+/// Plans one cycle for `input.me`.
+pub fn plan(input: &PlanInput<'_>) -> Vec<Action> {
+    let mut load: BTreeMap<&str, usize> = BTreeMap::new();
+    load.insert(input.me, 0);
+    for l in input.leases {
+        if let Some(o) = live_owner(l) {
+            *load.entry(o).or_default() += 1;
+        }
+    }
+    let total = input.leases.len() + input.ready_without_lease.len();
+    let workers = load.len();
+    let target = total.div_ceil(workers);
+    let mine = load[input.me];
+    if mine >= target {
+        return Vec::new();
+    }
+    let mut want = target - mine;
+    let mut actions = Vec::new();
+    for shard in input.ready_without_lease {
+        if want == 0 {
+            return actions;
+        }
+        actions.push(Action::Create(shard.clone()));
+        want -= 1;
+    }
+    let mut takeable: Vec<&LeaseState> = input
+        .leases
+        .iter()
+        .filter(|l| l.ready && live_owner(l).is_none())
+        .collect();
+    takeable.sort_by(|a, b| a.shard.cmp(&b.shard));
+    for l in takeable {
+        if want == 0 {
+            return actions;
+        }
+        actions.push(Action::Take(l.shard.clone()));
+        want -= 1;
+    }
+    if want == 0 || !actions.is_empty() {
+        return actions;
+    }
+    // Nothing free: one steal from the most loaded worker, if it is above target.
+    let Some((victim, victim_load)) = load
+        .iter()
+        .filter(|(w, _)| **w != input.me)
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+    else {
+        return actions;
+    };
+    if *victim_load <= target
+        || input
+            .leases
+            .iter()
+            .any(|l| l.steal_pending && live_owner(l) == Some(*victim))
+    {
+        return actions;
+    }
+    if let Some(l) = input
+        .leases
+        .iter()
+        .filter(|l| l.ready && !l.steal_pending && live_owner(l) == Some(*victim))
+        .max_by(|a, b| a.shard.cmp(&b.shard))
+    {
+        actions.push(Action::Steal {
+            shard: l.shard.clone(),
+            from: (*victim).to_owned(),
+        });
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(shard: &str, owner: Option<&str>) -> LeaseState {
+        LeaseState {
+            shard: ShardId::new(shard),
+            owner: owner.map(str::to_owned),
+            expired: false,
+            ready: true,
+            steal_pending: false,
+        }
+    }
+
+    fn expired(mut l: LeaseState) -> LeaseState {
+        l.expired = true;
+        l
+    }
+
+    fn not_ready(mut l: LeaseState) -> LeaseState {
+        l.ready = false;
+        l
+    }
+
+    fn ids(v: &[&str]) -> Vec<ShardId> {
+        v.iter().map(|s| ShardId::new(*s)).collect()
+    }
+
+    struct Case {
+        name: &'static str,
+        me: &'static str,
+        leases: Vec<LeaseState>,
+        ready_without_lease: Vec<ShardId>,
+        want: Vec<Action>,
+    }
+
+    fn take(s: &str) -> Action {
+        Action::Take(ShardId::new(s))
+    }
+    fn create(s: &str) -> Action {
+        Action::Create(ShardId::new(s))
+    }
+    fn steal(s: &str, from: &str) -> Action {
+        Action::Steal {
+            shard: ShardId::new(s),
+            from: from.into(),
+        }
+    }
+
+    #[test]
+    fn planning_scenarios() {
+        let cases = vec![
+            Case {
+                name: "fresh start: one worker creates every ready lease",
+                me: "w1",
+                leases: vec![],
+                ready_without_lease: ids(&["a", "b", "c"]),
+                want: vec![create("a"), create("b"), create("c")],
+            },
+            Case {
+                name: "a worker joins: nothing free, it steals one from the loaded worker",
+                me: "w2",
+                leases: vec![
+                    lease("a", Some("w1")),
+                    lease("b", Some("w1")),
+                    lease("c", Some("w1")),
+                    lease("d", Some("w1")),
+                ],
+                ready_without_lease: vec![],
+                want: vec![steal("d", "w1")],
+            },
+            Case {
+                name: "a worker dies: its expired leases are taken up to target",
+                me: "w2",
+                leases: vec![
+                    expired(lease("a", Some("w1"))),
+                    expired(lease("b", Some("w1"))),
+                    lease("c", Some("w2")),
+                    lease("d", Some("w3")),
+                ],
+                ready_without_lease: vec![],
+                // live workers w2, w3: target 2; w2 has 1 -> takes one
+                want: vec![take("a")],
+            },
+            Case {
+                name: "a split: two ready children without leases are created",
+                me: "w1",
+                leases: vec![],
+                ready_without_lease: ids(&["child1", "child2"]),
+                want: vec![create("child1"), create("child2")],
+            },
+            Case {
+                name: "a chain of rollovers: a not-ready child lease is never taken",
+                me: "w1",
+                leases: vec![not_ready(lease("grandchild", None)), lease("child", None)],
+                ready_without_lease: vec![],
+                want: vec![take("child")],
+            },
+            Case {
+                name: "a trimmed or gone parent: its child is ready and created",
+                me: "w1",
+                leases: vec![],
+                ready_without_lease: ids(&["orphan"]),
+                want: vec![create("orphan")],
+            },
+            Case {
+                name: "uneven spread within target+1: no steal (no ping-pong)",
+                me: "w2",
+                leases: vec![
+                    lease("a", Some("w1")),
+                    lease("b", Some("w1")),
+                    lease("c", Some("w2")),
+                ],
+                ready_without_lease: vec![],
+                // target = ceil(3/2) = 2; w1 holds 2 = target: leave it
+                want: vec![],
+            },
+            Case {
+                name: "uneven spread over target: one steal per cycle, from the most loaded",
+                me: "w3",
+                leases: vec![
+                    lease("a", Some("w1")),
+                    lease("b", Some("w1")),
+                    lease("c", Some("w1")),
+                    lease("d", Some("w1")),
+                    lease("e", Some("w2")),
+                    lease("f", Some("w2")),
+                ],
+                ready_without_lease: vec![],
+                want: vec![steal("d", "w1")],
+            },
+            Case {
+                name: "a stolen lease already pending: no second steal from that worker",
+                me: "w2",
+                leases: vec![
+                    LeaseState {
+                        steal_pending: true,
+                        ..lease("d", Some("w1"))
+                    },
+                    lease("a", Some("w1")),
+                    lease("b", Some("w1")),
+                    lease("c", Some("w1")),
+                ],
+                ready_without_lease: vec![],
+                want: vec![],
+            },
+            Case {
+                name: "released leases (graceful handoff) are taken at once, by the workers left",
+                me: "w2",
+                leases: vec![lease("a", None), lease("b", None), lease("c", Some("w2"))],
+                ready_without_lease: vec![],
+                want: vec![take("a"), take("b")],
+            },
+            Case {
+                name: "at target: nothing to do",
+                me: "w1",
+                leases: vec![lease("a", Some("w1")), lease("b", Some("w2"))],
+                ready_without_lease: vec![],
+                want: vec![],
+            },
+        ];
+        for c in cases {
+            let got = plan(&PlanInput {
+                me: c.me,
+                leases: &c.leases,
+                ready_without_lease: &c.ready_without_lease,
+            });
+            assert_eq!(got, c.want, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn stable_spread_stays_within_bound() {
+        // Simulate workers planning in turn (steals granted at once) until nothing changes.
+        for (shards, workers) in [(10usize, 3usize), (7, 2), (64, 5), (3, 4), (1, 3)] {
+            let names: Vec<String> = (0..workers).map(|w| format!("w{w}")).collect();
+            let mut owner: Vec<Option<String>> = vec![None; shards];
+            for _round in 0..200 {
+                let mut changed = false;
+                for me in &names {
+                    let leases: Vec<LeaseState> = (0..shards)
+                        .map(|i| LeaseState {
+                            shard: ShardId::new(format!("s{i:03}")),
+                            owner: owner[i].clone(),
+                            expired: false,
+                            ready: true,
+                            steal_pending: false,
+                        })
+                        .collect();
+                    for a in plan(&PlanInput {
+                        me,
+                        leases: &leases,
+                        ready_without_lease: &[],
+                    }) {
+                        let s = match a {
+                            Action::Take(s)
+                            | Action::Create(s)
+                            | Action::Steal { shard: s, .. } => s,
+                        };
+                        let i: usize = s.as_str()[1..].parse().unwrap();
+                        owner[i] = Some(me.clone());
+                        changed = true;
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+            assert!(owner.iter().all(Option::is_some), "every shard owned");
+            let bound = shards.div_ceil(workers) + 1;
+            for w in &names {
+                let n = owner
+                    .iter()
+                    .filter(|o| o.as_deref() == Some(w.as_str()))
+                    .count();
+                assert!(
+                    n <= bound,
+                    "{w} holds {n} of {shards} with {workers} workers (bound {bound})"
+                );
+            }
+        }
+    }
+}

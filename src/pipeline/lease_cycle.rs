@@ -1,0 +1,354 @@
+//! One lease cycle of the worker, run every `--failover-time / 3`: renew the leases held, read the
+//! stream's leases, plan (pure, `leases::plan`) and apply the plan with conditional writes, then
+//! start a task for every shard acquired. The worker task owns all of this state; shard tasks only
+//! see their own `LeaseControl`.
+
+use super::shard_task::{LeaseControl, ShardSettings, ShardTask, StopMode};
+use super::worker::{RunError, TaskResult};
+use crate::aws::Clients;
+use crate::backoff::Backoff;
+use crate::config::cli::StartPosition;
+use crate::leases::plan::{plan, Action, LeaseState, PlanInput};
+use crate::leases::{Checkpoint, Lease, LeaseError, LeaseKey, LeaseStore};
+use crate::lineage::{self, Progress, ShardNode};
+use crate::metrics::Metrics;
+use crate::sink::ArchiveSink;
+use crate::stream::api::{self, Position, ShardDesc, TableStream};
+use crate::stream::reader::ShardReader;
+use crate::types::ShardId;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub(super) struct Ctx {
+    pub clients: Clients,
+    pub leases: LeaseStore,
+    pub sink: ArchiveSink,
+    pub metrics: Arc<Metrics>,
+    pub settings: ShardSettings,
+    pub start: StartPosition,
+}
+
+/// A shard this worker is reading.
+pub(super) struct Running {
+    token: CancellationToken,
+    control: Arc<LeaseControl>,
+    key: LeaseKey,
+}
+
+/// One table's stream and what the worker knows of it.
+pub(super) struct StreamState {
+    pub stream: TableStream,
+    /// The last DescribeStream listing.
+    pub shards: Vec<ShardDesc>,
+    /// The last read of the stream's leases.
+    pub leases: HashMap<ShardId, Lease>,
+    pub finished: HashSet<ShardId>,
+    pub running: HashMap<ShardId, Running>,
+    /// Each lease's counter and when this worker first saw that value: a lease whose counter
+    /// has not moved for the failover time belongs to a worker that is gone.
+    pub observed: HashMap<ShardId, (u64, Instant)>,
+    /// Shards whose task failed, and when they may be tried again.
+    pub not_before: HashMap<ShardId, (Instant, Backoff)>,
+}
+
+impl StreamState {
+    pub fn new(stream: TableStream) -> Self {
+        Self {
+            stream,
+            shards: Vec::new(),
+            leases: HashMap::new(),
+            finished: HashSet::new(),
+            running: HashMap::new(),
+            observed: HashMap::new(),
+            not_before: HashMap::new(),
+        }
+    }
+
+    /// A task ended: forget it, and remember a failure's backoff.
+    pub fn task_ended(&mut self, shard: &ShardId, failed: bool) -> Duration {
+        self.running.remove(shard);
+        if !failed {
+            return Duration::ZERO;
+        }
+        let entry = self.not_before.entry(shard.clone()).or_insert_with(|| {
+            (
+                Instant::now(),
+                Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+            )
+        });
+        let delay = entry.1.next_delay().max(Duration::from_millis(500));
+        entry.0 = Instant::now() + delay;
+        delay
+    }
+}
+
+pub(super) async fn list_shards(ctx: &Ctx, st: &mut StreamState) -> Result<(), RunError> {
+    st.shards = api::list_shards(&ctx.clients.streams, &st.stream.arn)
+        .await
+        .map_err(|e| RunError::Shard {
+            table: st.stream.table.to_string(),
+            shard: "-".into(),
+            message: e.to_string(),
+        })?;
+    Ok(())
+}
+
+/// Renews every lease this worker holds. A lease another worker owns now stops its task without
+/// another write; a lease another worker asked for is handed over after a final flush.
+pub(super) async fn renew(ctx: &Ctx, st: &mut StreamState) {
+    let table = st.stream.table.to_string();
+    for (shard, run) in &st.running {
+        match ctx.leases.renew(&run.key).await {
+            Ok(pending) => {
+                run.control.renewed();
+                if let Some(asker) = pending {
+                    if run.control.mode() == StopMode::Release && !run.token.is_cancelled() {
+                        tracing::info!(table = %table, shard = %shard, to = %asker, "another worker asked for this lease (balancing): flushing, checkpointing and handing it over");
+                        run.control.set_mode(StopMode::HandOver);
+                        run.token.cancel();
+                    }
+                }
+            }
+            Err(LeaseError::Lost(_)) => {
+                tracing::warn!(table = %table, shard = %shard, "lease lost to another worker: this worker stops the shard without writing more");
+                ctx.metrics
+                    .inc("archiver_leases_lost_total", &[("table", &table)], 1);
+                run.control.set_mode(StopMode::Lost);
+                run.token.cancel();
+            }
+            Err(e) => {
+                // The task's own deadline (2/3 of the failover time) fences it if this persists.
+                ctx.metrics.inc(
+                    "archiver_lease_renewal_failures_total",
+                    &[("table", &table)],
+                    1,
+                );
+                tracing::warn!(table = %table, shard = %shard, "renewing the lease failed: {e}");
+            }
+        }
+    }
+}
+
+/// Reads the stream's leases, plans, applies the plan, and starts tasks for what was acquired.
+pub(super) async fn plan_and_apply(
+    ctx: &Ctx,
+    st: &mut StreamState,
+    index: usize,
+    tasks: &mut JoinSet<TaskResult>,
+    stop: &CancellationToken,
+) -> Result<(), RunError> {
+    let me = ctx.leases.worker_id().to_owned();
+    let now = Instant::now();
+    let scanned = ctx.leases.leases_of_stream(&st.stream.arn).await?;
+    st.leases = scanned.into_iter().map(|l| (l.shard.clone(), l)).collect();
+    for l in st.leases.values() {
+        if l.checkpoint == Checkpoint::ShardEnd {
+            st.finished.insert(l.shard.clone());
+        }
+        let seen = st
+            .observed
+            .entry(l.shard.clone())
+            .or_insert((l.counter, now));
+        if seen.0 != l.counter {
+            *seen = (l.counter, now);
+        }
+    }
+    st.observed.retain(|s, _| st.leases.contains_key(s));
+
+    // Lineage over the listed shards plus unfinished leased shards no longer listed (expired
+    // from the stream: their task records the gap and ends them).
+    let mut nodes: Vec<ShardNode> = st
+        .shards
+        .iter()
+        .map(|s| ShardNode {
+            id: s.id.clone(),
+            parent: s.parent.clone(),
+        })
+        .collect();
+    for l in st.leases.values() {
+        if !st.finished.contains(&l.shard) && !nodes.iter().any(|n| n.id == l.shard) {
+            nodes.push(ShardNode {
+                id: l.shard.clone(),
+                parent: l.parents.first().cloned(),
+            });
+        }
+    }
+    let progress: HashMap<ShardId, Progress> = st
+        .finished
+        .iter()
+        .map(|s| (s.clone(), Progress::Finished))
+        .collect();
+    let ready: HashSet<ShardId> = lineage::ready_shards(&nodes, &progress)
+        .into_iter()
+        .collect();
+    let blocked = |s: &ShardId| {
+        st.not_before
+            .get(s)
+            .is_some_and(|(t, _)| *t > Instant::now())
+    };
+    let failover = ctx.settings.failover_time;
+    let states: Vec<LeaseState> = st
+        .leases
+        .values()
+        .filter(|l| l.checkpoint != Checkpoint::ShardEnd)
+        .map(|l| {
+            let running = st.running.contains_key(&l.shard);
+            let owner = if running {
+                Some(me.clone())
+            } else {
+                // Our own lease without a task (the task failed): ours to take again.
+                l.owner.clone().filter(|o| *o != me)
+            };
+            LeaseState {
+                shard: l.shard.clone(),
+                expired: owner.as_deref().is_some_and(|o| o != me)
+                    && st
+                        .observed
+                        .get(&l.shard)
+                        .is_some_and(|(_, since)| since.elapsed() >= failover),
+                owner,
+                ready: running || (ready.contains(&l.shard) && !blocked(&l.shard)),
+                steal_pending: l.pending_owner.is_some(),
+            }
+        })
+        .collect();
+    let ready_without_lease: Vec<ShardId> = {
+        let mut v: Vec<ShardId> = ready
+            .iter()
+            .filter(|s| !st.leases.contains_key(*s) && !st.running.contains_key(*s) && !blocked(s))
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    };
+    let actions = plan(&PlanInput {
+        me: &me,
+        leases: &states,
+        ready_without_lease: &ready_without_lease,
+    });
+    let table = st.stream.table.to_string();
+    for action in actions {
+        let (shard, how) = match &action {
+            Action::Create(s) => (s.clone(), "create"),
+            Action::Take(s) => (s.clone(), "take"),
+            Action::Steal { shard, from } => {
+                let Some(lease) = st.leases.get(shard) else {
+                    continue;
+                };
+                match ctx.leases.request_steal(lease, from).await {
+                    Ok(()) => {
+                        tracing::info!(table = %table, shard = %shard, from = %from, "asked for a lease to balance the load");
+                        ctx.metrics.inc(
+                            "archiver_leases_steal_requests_total",
+                            &[("table", &table)],
+                            1,
+                        );
+                    }
+                    Err(e) => tracing::debug!(shard = %shard, "steal request not placed: {e}"),
+                }
+                continue;
+            }
+        };
+        let parents: Vec<ShardId> = nodes
+            .iter()
+            .find(|n| n.id == shard)
+            .and_then(|n| n.parent.clone())
+            .into_iter()
+            .collect();
+        // `--start-position latest` applies to shards without a parent only: a child of a shard
+        // being archived starts at TRIM_HORIZON, or the records written between the rollover and
+        // the moment we reach the child would be skipped (the KCL does the same).
+        let start = match (ctx.start, parents.is_empty()) {
+            (StartPosition::Latest, true) => Checkpoint::Latest,
+            _ => Checkpoint::TrimHorizon,
+        };
+        let taken = ctx
+            .leases
+            .take(
+                &st.stream.table,
+                &st.stream.arn,
+                &shard,
+                &parents,
+                start,
+                st.leases.get(&shard),
+            )
+            .await;
+        let lease = match taken {
+            Ok(l) => l,
+            Err(e) if matches!(e, LeaseError::Lost(_)) || e.is_retryable() => {
+                // Another worker was faster, or a passing error: the next cycle plans again.
+                tracing::debug!(table = %table, shard = %shard, "lease not acquired: {e}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        ctx.metrics.inc(
+            "archiver_leases_taken_total",
+            &[("table", &table), ("how", how)],
+            1,
+        );
+        if lease.checkpoint == Checkpoint::ShardEnd {
+            st.finished.insert(shard);
+            continue;
+        }
+        if parents
+            .first()
+            .is_some_and(|p| !st.shards.iter().any(|s| &s.id == p) && !st.finished.contains(p))
+        {
+            tracing::warn!(table = %table, shard = %shard, parent = %parents[0], "starting a shard whose parent is no longer listed (expired from the stream) and was never archived to its end here: records of the parent may be missing");
+        }
+        spawn(ctx, st, index, lease, tasks, stop);
+    }
+    Ok(())
+}
+
+fn spawn(
+    ctx: &Ctx,
+    st: &mut StreamState,
+    index: usize,
+    lease: Lease,
+    tasks: &mut JoinSet<TaskResult>,
+    stop: &CancellationToken,
+) {
+    let shard = lease.shard.clone();
+    let position = match &lease.checkpoint {
+        Checkpoint::TrimHorizon => Position::TrimHorizon,
+        Checkpoint::Latest => Position::Latest,
+        Checkpoint::At(s) => Position::After(s.clone()),
+        Checkpoint::ShardEnd => unreachable!("finished shards are not started"),
+    };
+    tracing::info!(table = %st.stream.table, shard = %shard, from = %position, "starting shard");
+    st.not_before.remove(&shard);
+    let control = Arc::new(LeaseControl::default());
+    let token = stop.child_token();
+    st.running.insert(
+        shard.clone(),
+        Running {
+            token: token.clone(),
+            control: control.clone(),
+            key: lease.key.clone(),
+        },
+    );
+    let reader = ShardReader {
+        streams: ctx.clients.streams.clone(),
+        table: st.stream.table.clone(),
+        stream: st.stream.arn.clone(),
+        shard: shard.clone(),
+        position,
+        metrics: ctx.metrics.clone(),
+    };
+    let task = ShardTask::new(
+        reader,
+        lease,
+        ctx.leases.clone(),
+        ctx.sink.clone(),
+        ctx.metrics.clone(),
+        ctx.settings.clone(),
+        control,
+    );
+    tasks.spawn(async move { (index, shard, task.run(token).await) });
+}
