@@ -133,14 +133,16 @@ pub(super) async fn renew(ctx: &Ctx, st: &mut StreamState) {
     }
 }
 
-/// Reads the stream's leases, plans, applies the plan, and starts tasks for what was acquired.
-pub(super) async fn plan_and_apply(
-    ctx: &Ctx,
-    st: &mut StreamState,
-    index: usize,
-    tasks: &mut JoinSet<TaskResult>,
-    stop: &CancellationToken,
-) -> Result<(), RunError> {
+/// What one stream contributes to a planning cycle.
+struct Gathered {
+    nodes: Vec<ShardNode>,
+    states: Vec<LeaseState>,
+    ready_without_lease: Vec<ShardId>,
+}
+
+/// Reads one stream's leases and works out what lineage allows; plan keys are `<stream index>/<shard>`
+/// so that one plan balances the leases of every stream together, as one lease table holds them.
+async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize) -> Result<Gathered, RunError> {
     let me = ctx.leases.worker_id().to_owned();
     let now = Instant::now();
     let scanned = ctx.leases.leases_of_stream(&st.stream.arn).await?;
@@ -157,7 +159,8 @@ pub(super) async fn plan_and_apply(
             *seen = (l.counter, now);
         }
     }
-    st.observed.retain(|s, _| st.leases.contains_key(s));
+    let leases = &st.leases;
+    st.observed.retain(|s, _| leases.contains_key(s));
 
     // Lineage over the listed shards plus unfinished leased shards no longer listed (expired
     // from the stream: their task records the gap and ends them).
@@ -190,8 +193,9 @@ pub(super) async fn plan_and_apply(
             .get(s)
             .is_some_and(|(t, _)| *t > Instant::now())
     };
+    let key = |s: &ShardId| ShardId::new(format!("{index}/{s}"));
     let failover = ctx.settings.failover_time;
-    let states: Vec<LeaseState> = st
+    let states = st
         .leases
         .values()
         .filter(|l| l.checkpoint != Checkpoint::ShardEnd)
@@ -204,7 +208,7 @@ pub(super) async fn plan_and_apply(
                 l.owner.clone().filter(|o| *o != me)
             };
             LeaseState {
-                shard: l.shard.clone(),
+                shard: key(&l.shard),
                 expired: owner.as_deref().is_some_and(|o| o != me)
                     && st
                         .observed
@@ -216,44 +220,75 @@ pub(super) async fn plan_and_apply(
             }
         })
         .collect();
-    let ready_without_lease: Vec<ShardId> = {
-        let mut v: Vec<ShardId> = ready
-            .iter()
-            .filter(|s| !st.leases.contains_key(*s) && !st.running.contains_key(*s) && !blocked(s))
-            .cloned()
-            .collect();
-        v.sort();
-        v
-    };
+    let mut ready_without_lease: Vec<ShardId> = ready
+        .iter()
+        .filter(|s| !st.leases.contains_key(*s) && !st.running.contains_key(*s) && !blocked(s))
+        .map(key)
+        .collect();
+    ready_without_lease.sort();
+    Ok(Gathered {
+        nodes,
+        states,
+        ready_without_lease,
+    })
+}
+
+/// Reads every stream's leases, plans once for all of them, applies the plan, and starts tasks
+/// for what was acquired.
+pub(super) async fn plan_and_apply(
+    ctx: &Ctx,
+    streams: &mut [StreamState],
+    tasks: &mut JoinSet<TaskResult>,
+    stop: &CancellationToken,
+) -> Result<(), RunError> {
+    let mut gathered = Vec::with_capacity(streams.len());
+    for (index, st) in streams.iter_mut().enumerate() {
+        gathered.push(gather(ctx, st, index).await?);
+    }
+    let all_states: Vec<LeaseState> = gathered.iter().flat_map(|g| g.states.clone()).collect();
+    let all_ready: Vec<ShardId> = gathered
+        .iter()
+        .flat_map(|g| g.ready_without_lease.clone())
+        .collect();
     let actions = plan(&PlanInput {
-        me: &me,
-        leases: &states,
-        ready_without_lease: &ready_without_lease,
+        me: ctx.leases.worker_id(),
+        leases: &all_states,
+        ready_without_lease: &all_ready,
     });
-    let table = st.stream.table.to_string();
     for action in actions {
-        let (shard, how) = match &action {
-            Action::Create(s) => (s.clone(), "create"),
-            Action::Take(s) => (s.clone(), "take"),
-            Action::Steal { shard, from } => {
-                let Some(lease) = st.leases.get(shard) else {
-                    continue;
-                };
-                match ctx.leases.request_steal(lease, from).await {
-                    Ok(()) => {
-                        tracing::info!(table = %table, shard = %shard, from = %from, "asked for a lease to balance the load");
-                        ctx.metrics.inc(
-                            "archiver_leases_steal_requests_total",
-                            &[("table", &table)],
-                            1,
-                        );
-                    }
-                    Err(e) => tracing::debug!(shard = %shard, "steal request not placed: {e}"),
-                }
-                continue;
-            }
+        let (planned, how) = match &action {
+            Action::Create(s) => (s, "create"),
+            Action::Take(s) => (s, "take"),
+            Action::Steal { shard, .. } => (shard, "steal"),
         };
-        let parents: Vec<ShardId> = nodes
+        let Some((index, shard)) = planned
+            .as_str()
+            .split_once('/')
+            .and_then(|(i, s)| Some((i.parse::<usize>().ok()?, ShardId::new(s))))
+        else {
+            continue;
+        };
+        let st = &mut streams[index];
+        let table = st.stream.table.to_string();
+        if let Action::Steal { from, .. } = &action {
+            let Some(lease) = st.leases.get(&shard) else {
+                continue;
+            };
+            match ctx.leases.request_steal(lease, from).await {
+                Ok(()) => {
+                    tracing::info!(table = %table, shard = %shard, from = %from, "asked for a lease to balance the load");
+                    ctx.metrics.inc(
+                        "archiver_leases_steal_requests_total",
+                        &[("table", &table)],
+                        1,
+                    );
+                }
+                Err(e) => tracing::debug!(shard = %shard, "steal request not placed: {e}"),
+            }
+            continue;
+        }
+        let parents: Vec<ShardId> = gathered[index]
+            .nodes
             .iter()
             .find(|n| n.id == shard)
             .and_then(|n| n.parent.clone())

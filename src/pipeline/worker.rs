@@ -175,12 +175,12 @@ pub async fn run(
             }
             _ = tokio::time::sleep_until(next_cycle) => {
                 next_cycle = Instant::now() + cycle_every;
-                for (i, st) in states.iter_mut().enumerate() {
+                for st in states.iter_mut() {
                     lease_cycle::renew(&ctx, st).await;
-                    if let Err(e) = lease_cycle::plan_and_apply(&ctx, st, i, &mut tasks, &stop).await {
-                        ctx.metrics.inc("archiver_errors_total", &[("kind", "lease_cycle")], 1);
-                        tracing::warn!(table = %st.stream.table, "the lease cycle failed; trying again at the next one: {e}");
-                    }
+                }
+                if let Err(e) = lease_cycle::plan_and_apply(&ctx, &mut states, &mut tasks, &stop).await {
+                    ctx.metrics.inc("archiver_errors_total", &[("kind", "lease_cycle")], 1);
+                    tracing::warn!("the lease cycle failed; trying again at the next one: {e}");
                 }
                 update_owned_gauge(&ctx.metrics, &states);
             }

@@ -181,12 +181,29 @@ impl ShardReader {
     /// Records a trim: loud, counted, sent on as an event; reading resumes at TRIM_HORIZON.
     async fn trimmed(&mut self, events: &mpsc::Sender<ReadEvent>, msg: &str) -> bool {
         if self.position == Position::TrimHorizon {
-            // Trimmed even at TRIM_HORIZON: nothing of the shard is readable any more (DynamoDB
-            // Local answers so for a closed shard older than 24 hours). Jumping to TRIM_HORIZON
-            // again would loop; the shard is as good as gone.
-            tracing::warn!(table = %self.table, shard = %self.shard, "shard data is trimmed even at TRIM_HORIZON; treating the shard as gone: {msg}");
-            let _ = events.send(ReadEvent::Gone).await;
-            return false;
+            // Trimmed even at TRIM_HORIZON. For a closed shard, nothing of it is readable any
+            // more (DynamoDB Local answers so for a closed shard older than 24 hours): it is as
+            // good as gone. For an open shard it means "no records yet" (DynamoDB Local answers
+            // so for a new, empty shard; AWS returns an empty page): poll again later. Ending an
+            // open shard here would lose everything written to it afterwards.
+            return match api::list_shards(&self.streams, &self.stream).await {
+                Ok(shards) => match shards.iter().find(|s| s.id == self.shard) {
+                    Some(s) if s.ending_sequence.is_none() => {
+                        tokio::time::sleep(IDLE_POLL).await;
+                        true
+                    }
+                    _ => {
+                        tracing::warn!(table = %self.table, shard = %self.shard, "shard is closed and its data is trimmed even at TRIM_HORIZON; treating the shard as gone: {msg}");
+                        let _ = events.send(ReadEvent::Gone).await;
+                        false
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(table = %self.table, shard = %self.shard, "cannot tell whether a trimmed shard is closed; asking again: {e}");
+                    tokio::time::sleep(IDLE_POLL).await;
+                    true
+                }
+            };
         }
         let after = match &self.position {
             Position::After(s) => Some(s.clone()),

@@ -9,3 +9,4 @@ mod fidelity;
 mod leases_cmd;
 mod s3_sink;
 mod stream_archive;
+mod workers;

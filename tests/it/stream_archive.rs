@@ -527,3 +527,43 @@ async fn keys_only_stream_works_with_a_warning() {
         assert!(r.keys.starts_with(r#"{"id":{"N":""#));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_open_shard_is_not_mistaken_for_a_gone_one() {
+    // DynamoDB Local answers TrimmedDataAccessException at TRIM_HORIZON on a new, empty shard.
+    // The reader must keep polling it, not end it: records written later must be archived.
+    let stack = Stack::start().await;
+    stack
+        .create_table("quiet", "id", Some(StreamViewType::NewAndOldImages))
+        .await;
+    let (mut a, archive) = Archiver::start_local(&stack, "quiet");
+    let store = dynamo_archiver::leases::LeaseStore::new(
+        stack.dynamodb.clone(),
+        "dynamo-archiver-leases".into(),
+        String::new(),
+    );
+    poll("the shard's lease", Duration::from_secs(30), || {
+        let store = store.clone();
+        async move { store.all().await.ok().filter(|l| !l.is_empty()).map(|_| ()) }
+    })
+    .await;
+    // Several idle polls go by on the empty shard before the first write.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for i in 0..5u64 {
+        stack
+            .dynamodb
+            .put_item()
+            .table_name("quiet")
+            .item("id", n(i))
+            .send()
+            .await
+            .unwrap();
+    }
+    wait_for_rows(&archive, 5, Duration::from_secs(60)).await;
+    a.stop();
+    assert!(
+        !a.log_text().contains("RECORDS MAY BE LOST"),
+        "{}",
+        a.log_text()
+    );
+}

@@ -1,0 +1,299 @@
+//! Several workers share shards through the lease table: they spread the shards, take over from
+//! a killed worker within two failover times, take a stopped worker's shards at once, hand a
+//! balancing steal over without duplicates, and keep the archive exactly once through random
+//! `kill -9` cycles while writes and rollovers go on.
+//!
+//! DynamoDB Local keeps one open shard per stream, so "several shards" are the shards of several
+//! tables, all in one lease table.
+
+use crate::stream_archive::{assert_exactly_once_in_order, workload, Written};
+use crate::support::*;
+use aws_sdk_dynamodb::types::StreamViewType;
+use dynamo_archiver::leases::{Checkpoint, Lease, LeaseStore};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LEASE_TABLE: &str = "dynamo-archiver-leases";
+
+async fn tables(stack: &Stack, n: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    for i in 0..n {
+        let name = format!("tab{i}");
+        stack
+            .create_table(&name, "id", Some(StreamViewType::NewAndOldImages))
+            .await;
+        names.push(name);
+    }
+    names
+}
+
+fn worker(stack: &Stack, tables: &[String], archive: &Path, id: &str, extra: &[&str]) -> Archiver {
+    let spool = stack.dir.path().join("spool");
+    let list = tables.join(",");
+    let mut args = vec![
+        "run",
+        "--table",
+        &list,
+        "--archive",
+        archive.to_str().unwrap(),
+        "--worker-id",
+        id,
+        "--http",
+        "off",
+        "--log-format",
+        "text",
+        "--spool-dir",
+        spool.to_str().unwrap(),
+        "--discovery-interval",
+        "2s",
+    ];
+    // Defaults for these tests, unless `extra` sets them.
+    for (flag, value) in [("--flush-interval", "1s"), ("--failover-time", "3s")] {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
+    args.extend_from_slice(extra);
+    Archiver::start(stack, &args)
+}
+
+async fn leases(stack: &Stack) -> Vec<Lease> {
+    LeaseStore::new(stack.dynamodb.clone(), LEASE_TABLE.into(), String::new())
+        .all()
+        .await
+        .unwrap_or_default()
+}
+
+/// Owner -> number of unfinished leases it holds.
+fn spread(leases: &[Lease]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for l in leases
+        .iter()
+        .filter(|l| l.checkpoint != Checkpoint::ShardEnd)
+    {
+        *m.entry(l.owner.clone().unwrap_or_else(|| "-".into()))
+            .or_default() += 1;
+    }
+    m
+}
+
+async fn write_all(stack: &Arc<Stack>, tables: &[String], writes: u64) -> HashMap<String, Written> {
+    let mut handles = Vec::new();
+    for t in tables {
+        let (st, t) = (stack.clone(), t.clone());
+        handles.push(tokio::spawn(async move {
+            let w = workload(&st, &t, 40, writes, 2).await;
+            (t, w)
+        }));
+    }
+    let mut out = HashMap::new();
+    for h in handles {
+        let (t, w) = h.await.unwrap();
+        out.insert(t, w);
+    }
+    out
+}
+
+async fn assert_all_exactly_once(
+    stack: &Stack,
+    archive: &Path,
+    written: &HashMap<String, Written>,
+) {
+    let total: usize = written
+        .values()
+        .flat_map(|w| w.values())
+        .map(Vec::len)
+        .sum();
+    let rows = wait_for_rows(archive, total, Duration::from_secs(120)).await;
+    for (table, w) in written {
+        let mine: Vec<Row> = rows
+            .iter()
+            .filter(|r| &r.table_name == table)
+            .cloned()
+            .collect();
+        assert_exactly_once_in_order(stack, table, &mine, w).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_workers_spread_and_take_over_from_a_killed_one() {
+    let stack = Arc::new(Stack::start().await);
+    let names = tables(&stack, 6).await;
+    let archive: PathBuf = stack.dir.path().join("archive");
+    let mut ws: Vec<Archiver> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|id| worker(&stack, &names, &archive, id, &[]))
+        .collect();
+    let writes = {
+        let (st, n) = (stack.clone(), names.clone());
+        tokio::spawn(async move { write_all(&st, &n, 150).await })
+    };
+    // Rollovers while the workers run: parents end, children get leases.
+    for _ in 0..2 {
+        wait_for_rows(
+            &archive,
+            read_archive(&archive).len() + 1,
+            Duration::from_secs(60),
+        )
+        .await;
+        stack.control("rollover");
+    }
+    // Spread: every unfinished lease owned, nobody above ceil(6/3)+1 = 3, everybody busy.
+    let stable = poll("an even spread", Duration::from_secs(60), || {
+        let st = stack.clone();
+        async move {
+            let s = spread(&leases(&st).await);
+            let ok = !s.contains_key("-")
+                && s.values().sum::<usize>() == 6
+                && ["w1", "w2", "w3"]
+                    .iter()
+                    .all(|w| (1..=3).contains(s.get(*w).unwrap_or(&0)));
+            ok.then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(stable.values().sum::<usize>(), 6, "{stable:?}");
+
+    // kill -9 w2: its leases move to w1 and w3 within two failover times (2 x 3 s).
+    ws[1].signal("KILL");
+    let killed = Instant::now();
+    poll("w2's leases taken over", Duration::from_secs(20), || {
+        let st = stack.clone();
+        async move {
+            let s = spread(&leases(&st).await);
+            (!s.contains_key("w2") && !s.contains_key("-") && s.values().sum::<usize>() == 6)
+                .then_some(())
+        }
+    })
+    .await;
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "taken over in {took:?}, more than 2 x failover"
+    );
+
+    let written = writes.await.unwrap();
+    assert_all_exactly_once(&stack, &archive, &written).await;
+    for (i, w) in ws.iter_mut().enumerate() {
+        if i != 1 {
+            w.stop();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_hands_shards_over_before_the_failover_time() {
+    let stack = Arc::new(Stack::start().await);
+    let names = tables(&stack, 4).await;
+    let archive = stack.dir.path().join("archive");
+    // A long failover time: a takeover by expiry would take 20 s; a release is seen at the next
+    // lease cycle of the other worker.
+    let mut a = worker(&stack, &names, &archive, "a", &["--failover-time", "20s"]);
+    poll("a holds all", Duration::from_secs(30), || {
+        let st = stack.clone();
+        async move { (spread(&leases(&st).await).get("a") == Some(&4)).then_some(()) }
+    })
+    .await;
+    let mut b = worker(&stack, &names, &archive, "b", &["--failover-time", "20s"]);
+    poll("b holds some", Duration::from_secs(60), || {
+        let st = stack.clone();
+        async move { (spread(&leases(&st).await).get("b").copied().unwrap_or(0) >= 1).then_some(()) }
+    })
+    .await;
+    a.stop();
+    let stopped = Instant::now();
+    poll("b holds all", Duration::from_secs(30), || {
+        let st = stack.clone();
+        async move { (spread(&leases(&st).await).get("b") == Some(&4)).then_some(()) }
+    })
+    .await;
+    let took = stopped.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "handoff took {took:?}, not well before the 20 s failover"
+    );
+    assert!(
+        b.log_text().contains("asked for a lease"),
+        "b balanced by asking: {}",
+        b.log_text()
+    );
+    assert!(
+        a.log_text().contains("handing it over"),
+        "a handed over: {}",
+        a.log_text()
+    );
+    b.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_balancing_steal_with_buffered_records_duplicates_nothing() {
+    let stack = Arc::new(Stack::start().await);
+    let names = tables(&stack, 4).await;
+    let archive = stack.dir.path().join("archive");
+    // A flushes every 30 s: when B asks for leases, A holds unwritten records.
+    let mut a = worker(&stack, &names, &archive, "a", &["--flush-interval", "30s"]);
+    poll("a holds all", Duration::from_secs(30), || {
+        let st = stack.clone();
+        async move { (spread(&leases(&st).await).get("a") == Some(&4)).then_some(()) }
+    })
+    .await;
+    let written = write_all(&stack, &names, 100).await;
+    let mut b = worker(&stack, &names, &archive, "b", &[]);
+    poll("a steal handed over", Duration::from_secs(60), || {
+        let st = stack.clone();
+        async move { (spread(&leases(&st).await).get("b").copied().unwrap_or(0) >= 2).then_some(()) }
+    })
+    .await;
+    assert!(a.log_text().contains("handing it over"), "{}", a.log_text());
+    a.stop();
+    assert_all_exactly_once(&stack, &archive, &written).await;
+    b.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_kill_cycles_keep_the_archive_exactly_once() {
+    // ARCHIVER_KILL_CYCLES=20 for the full run (docs/PERFORMANCE.md); the suite runs a short one.
+    let cycles: usize = std::env::var("ARCHIVER_KILL_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let stack = Arc::new(Stack::start().await);
+    let names = tables(&stack, 4).await;
+    let archive = stack.dir.path().join("archive");
+    let ids = ["k1", "k2", "k3"];
+    let mut ws: Vec<Archiver> = ids
+        .iter()
+        .map(|id| worker(&stack, &names, &archive, id, &[]))
+        .collect();
+    let writes = {
+        let (st, n) = (stack.clone(), names.clone());
+        tokio::spawn(async move { write_all(&st, &n, 60 * cycles as u64).await })
+    };
+    let mut rng: u64 = 0x5eed;
+    for cycle in 0..cycles {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let victim = (rng >> 33) as usize % ids.len();
+        wait_for_rows(
+            &archive,
+            read_archive(&archive).len() + 1,
+            Duration::from_secs(60),
+        )
+        .await;
+        ws[victim].signal("KILL");
+        let _ = ws[victim].wait(Duration::from_secs(10));
+        if cycle % 2 == 1 {
+            stack.control("rollover");
+        }
+        // Restart under the same id, as an ECS service would replace the task.
+        ws[victim] = worker(&stack, &names, &archive, ids[victim], &[]);
+    }
+    let written = writes.await.unwrap();
+    assert_all_exactly_once(&stack, &archive, &written).await;
+    for w in ws.iter_mut() {
+        w.stop();
+    }
+}
