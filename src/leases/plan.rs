@@ -45,6 +45,28 @@ pub enum Action {
     Steal { shard: ShardId, from: String },
 }
 
+/// Finished leases that may be deleted: read to their end, no longer listed by the stream (so
+/// lineage no longer needs them: a child of an unlisted parent is ready anyway), and every listed
+/// child already has a lease (it has started). Never earlier: while a parent is listed, its
+/// `SHARD_END` lease is what tells every worker that its children may be read.
+pub fn cleanable(
+    finished: &[ShardId],
+    listed: &[crate::lineage::ShardNode],
+    leased: &std::collections::HashSet<ShardId>,
+) -> Vec<ShardId> {
+    finished
+        .iter()
+        .filter(|f| !listed.iter().any(|n| &n.id == *f))
+        .filter(|f| {
+            listed
+                .iter()
+                .filter(|n| n.parent.as_ref() == Some(*f))
+                .all(|child| leased.contains(&child.id))
+        })
+        .cloned()
+        .collect()
+}
+
 /// The owner of a lease that is not expired.
 fn live_owner(l: &LeaseState) -> Option<&str> {
     if l.expired {
@@ -293,6 +315,54 @@ mod tests {
                 ready_without_lease: &c.ready_without_lease,
             });
             assert_eq!(got, c.want, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn finished_leases_are_cleaned_only_when_unlisted_and_children_started() {
+        use crate::lineage::ShardNode;
+        let node = |id: &str, parent: Option<&str>| ShardNode {
+            id: ShardId::new(id),
+            parent: parent.map(ShardId::new),
+        };
+        let leased = |v: &[&str]| v.iter().map(|s| ShardId::new(*s)).collect();
+        let cases: Vec<(
+            &str,
+            Vec<ShardNode>,
+            std::collections::HashSet<ShardId>,
+            Vec<&str>,
+        )> = vec![
+            (
+                "parent still listed: kept (lineage needs it)",
+                vec![node("p", None), node("c", Some("p"))],
+                leased(&["p", "c"]),
+                vec![],
+            ),
+            (
+                "parent gone, child started: cleaned",
+                vec![node("c", Some("p"))],
+                leased(&["p", "c"]),
+                vec!["p"],
+            ),
+            (
+                "parent gone, one child of a split not started: kept",
+                vec![node("c1", Some("p")), node("c2", Some("p"))],
+                leased(&["p", "c1"]),
+                vec![],
+            ),
+            (
+                "parent gone, no children listed: cleaned",
+                vec![],
+                leased(&["p"]),
+                vec!["p"],
+            ),
+        ];
+        for (name, listed, leased, want) in cases {
+            assert_eq!(
+                cleanable(&ids(&["p"]), &listed, &leased),
+                ids(&want),
+                "{name}"
+            );
         }
     }
 

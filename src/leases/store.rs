@@ -441,6 +441,21 @@ impl LeaseStore {
         Ok(())
     }
 
+    /// Deletes the lease of a finished shard (see `plan::cleanable`); only a `SHARD_END` lease.
+    pub async fn delete_finished(&self, lease: &Lease) -> Result<(), LeaseError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(attr::LEASE_KEY, A::S(lease.key.0.clone()))
+            .condition_expression("#cp = :end")
+            .expression_attribute_names("#cp", attr::CHECKPOINT)
+            .expression_attribute_values(":end", A::S(Checkpoint::ShardEnd.to_attr()))
+            .send()
+            .await
+            .map_err(|e| self.conditional("DeleteItem", &lease.key, e))?;
+        Ok(())
+    }
+
     /// Gives a lease up (on shutdown), so another worker can take it at once.
     pub async fn release(&self, lease: &Lease) -> Result<(), LeaseError> {
         self.client

@@ -8,7 +8,7 @@ use super::worker::{RunError, TaskResult};
 use crate::aws::Clients;
 use crate::backoff::Backoff;
 use crate::config::cli::StartPosition;
-use crate::leases::plan::{plan, Action, LeaseState, PlanInput};
+use crate::leases::plan::{cleanable, plan, Action, LeaseState, PlanInput};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseKey, LeaseStore};
 use crate::lineage::{self, Progress, ShardNode};
 use crate::metrics::Metrics;
@@ -178,6 +178,29 @@ async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize) -> Result<Gathere
                 id: l.shard.clone(),
                 parent: l.parents.first().cloned(),
             });
+        }
+    }
+    // Finished leases no longer needed by lineage are deleted, so the table does not grow forever.
+    let leased: HashSet<ShardId> = st.leases.keys().cloned().collect();
+    let finished_leases: Vec<ShardId> = st
+        .leases
+        .values()
+        .filter(|l| l.checkpoint == Checkpoint::ShardEnd)
+        .map(|l| l.shard.clone())
+        .collect();
+    let listed: Vec<ShardNode> = nodes
+        .iter()
+        .filter(|n| st.shards.iter().any(|s| s.id == n.id))
+        .cloned()
+        .collect();
+    for shard in cleanable(&finished_leases, &listed, &leased) {
+        if let Some(lease) = st.leases.remove(&shard) {
+            match ctx.leases.delete_finished(&lease).await {
+                Ok(()) => {
+                    tracing::info!(table = %st.stream.table, shard = %shard, "deleted the lease of a finished shard (gone from the stream, children started)")
+                }
+                Err(e) => tracing::debug!(shard = %shard, "finished lease not deleted: {e}"),
+            }
         }
     }
     let progress: HashMap<ShardId, Progress> = st
