@@ -326,12 +326,13 @@ mod tests {
             parent: parent.map(ShardId::new),
         };
         let leased = |v: &[&str]| v.iter().map(|s| ShardId::new(*s)).collect();
-        let cases: Vec<(
-            &str,
+        type Case = (
+            &'static str,
             Vec<ShardNode>,
             std::collections::HashSet<ShardId>,
-            Vec<&str>,
-        )> = vec![
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "parent still listed: kept (lineage needs it)",
                 vec![node("p", None), node("c", Some("p"))],
