@@ -405,21 +405,11 @@ impl LeaseStore {
         // concurrently, and a change of owner (a take after expiry) is what must fence this write.
         let mut expr = String::from("SET #cp = :cp, #sw = :zero, #u = :now");
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::LEASE_KEY, A::S(lease.key.0.clone()))
-            .condition_expression("#o = :me")
+            .owner_update(&lease.key, "#o = :me")
             .expression_attribute_names("#cp", attr::CHECKPOINT)
-            .expression_attribute_names("#c", attr::COUNTER)
-            .expression_attribute_names("#o", attr::OWNER)
             .expression_attribute_names("#sw", attr::OWNER_SWITCHES)
-            .expression_attribute_names("#u", attr::UPDATED_AT)
             .expression_attribute_values(":cp", A::S(checkpoint.to_attr()))
-            .expression_attribute_values(":one", A::N("1".into()))
-            .expression_attribute_values(":me", A::S(self.worker_id.clone()))
-            .expression_attribute_values(":zero", A::N("0".into()))
-            .expression_attribute_values(":now", A::N(now_ms().to_string()));
+            .expression_attribute_values(":zero", A::N("0".into()));
         if let Some((key, sha)) = last_file {
             expr.push_str(", #lf = :lf, #ls = :ls");
             req = req
@@ -458,18 +448,8 @@ impl LeaseStore {
 
     /// Gives a lease up (on shutdown), so another worker can take it at once.
     pub async fn release(&self, lease: &Lease) -> Result<(), LeaseError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::LEASE_KEY, A::S(lease.key.0.clone()))
+        self.owner_update(&lease.key, "#o = :me")
             .update_expression("REMOVE #o SET #u = :now ADD #c :one")
-            .condition_expression("#o = :me")
-            .expression_attribute_names("#o", attr::OWNER)
-            .expression_attribute_names("#c", attr::COUNTER)
-            .expression_attribute_names("#u", attr::UPDATED_AT)
-            .expression_attribute_values(":me", A::S(self.worker_id.clone()))
-            .expression_attribute_values(":one", A::N("1".into()))
-            .expression_attribute_values(":now", A::N(now_ms().to_string()))
             .send()
             .await
             .map_err(|e| self.conditional("UpdateItem", &lease.key, e))?;
@@ -480,18 +460,8 @@ impl LeaseStore {
     /// that asked for the lease, if one did. `Lost` when another worker owns it now.
     pub async fn renew(&self, key: &LeaseKey) -> Result<Option<String>, LeaseError> {
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::LEASE_KEY, A::S(key.0.clone()))
+            .owner_update(key, "#o = :me")
             .update_expression("SET #u = :now ADD #c :one")
-            .condition_expression("#o = :me")
-            .expression_attribute_names("#o", attr::OWNER)
-            .expression_attribute_names("#c", attr::COUNTER)
-            .expression_attribute_names("#u", attr::UPDATED_AT)
-            .expression_attribute_values(":me", A::S(self.worker_id.clone()))
-            .expression_attribute_values(":one", A::N("1".into()))
-            .expression_attribute_values(":now", A::N(now_ms().to_string()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await
@@ -525,24 +495,36 @@ impl LeaseStore {
 
     /// Passes a held lease to the worker that asked for it (after a final flush and checkpoint).
     pub async fn hand_over(&self, lease: &Lease) -> Result<(), LeaseError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::LEASE_KEY, A::S(lease.key.0.clone()))
+        self.owner_update(&lease.key, "#o = :me AND attribute_exists(#p)")
             .update_expression("SET #o = #p, #u = :now REMOVE #p ADD #c :one, #sw :one")
-            .condition_expression("#o = :me AND attribute_exists(#p)")
-            .expression_attribute_names("#o", attr::OWNER)
             .expression_attribute_names("#p", attr::PENDING_OWNER)
-            .expression_attribute_names("#c", attr::COUNTER)
             .expression_attribute_names("#sw", attr::OWNER_SWITCHES)
-            .expression_attribute_names("#u", attr::UPDATED_AT)
-            .expression_attribute_values(":me", A::S(self.worker_id.clone()))
-            .expression_attribute_values(":one", A::N("1".into()))
-            .expression_attribute_values(":now", A::N(now_ms().to_string()))
             .send()
             .await
             .map_err(|e| self.conditional("UpdateItem", &lease.key, e))?;
         Ok(())
+    }
+
+    /// An UpdateItem by this worker on a lease it owns: conditional on `leaseOwner = me`, with the
+    /// names `#o` (owner), `#c` (counter), `#u` (updatedAt) and the values `:me`, `:one`, `:now`
+    /// bound, so that each operation writes only its own clauses (every one moves the counter
+    /// with `ADD #c :one` and stamps `#u = :now`).
+    fn owner_update(
+        &self,
+        key: &LeaseKey,
+        condition: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::LEASE_KEY, A::S(key.0.clone()))
+            .condition_expression(condition)
+            .expression_attribute_names("#o", attr::OWNER)
+            .expression_attribute_names("#c", attr::COUNTER)
+            .expression_attribute_names("#u", attr::UPDATED_AT)
+            .expression_attribute_values(":me", A::S(self.worker_id.clone()))
+            .expression_attribute_values(":one", A::N("1".into()))
+            .expression_attribute_values(":now", A::N(now_ms().to_string()))
     }
 
     fn conditional<E, R>(&self, op: &'static str, key: &LeaseKey, e: SdkError<E, R>) -> LeaseError
