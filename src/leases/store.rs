@@ -147,14 +147,18 @@ pub struct LeaseStore {
 }
 
 impl LeaseStore {
+    /// The owner this store writes is `<worker_id>#<nonce>`, the nonce fresh per process: two
+    /// processes given the same `--worker-id` (a shared config file, a rolling restart while the
+    /// old task still drains) are still two owners, and neither renews the other's leases.
     pub fn new(client: aws_sdk_dynamodb::Client, table: String, worker_id: String) -> Self {
         Self {
             client,
             table,
-            worker_id,
+            worker_id: format!("{worker_id}#{:08x}", rand::random::<u32>()),
         }
     }
 
+    /// The owner name this process writes in `leaseOwner` (`<worker id>#<nonce>`).
     pub fn worker_id(&self) -> &str {
         &self.worker_id
     }

@@ -193,7 +193,14 @@ async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize) -> Result<Gathere
         .filter(|n| st.shards.iter().any(|s| s.id == n.id))
         .cloned()
         .collect();
-    for shard in cleanable(&finished_leases, &listed, &leased) {
+    // Only on a successful, non-empty listing: an empty one would make every finished lease look
+    // unlisted.
+    let cleanup = if st.shards.is_empty() {
+        Vec::new()
+    } else {
+        cleanable(&finished_leases, &listed, &leased)
+    };
+    for shard in cleanup {
         if let Some(lease) = st.leases.remove(&shard) {
             match ctx.leases.delete_finished(&lease).await {
                 Ok(()) => {

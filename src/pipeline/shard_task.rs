@@ -288,13 +288,16 @@ impl ShardTask {
                         self.pending_gap =
                             Some(after.map_or_else(|| "none".to_owned(), |s| s.to_string()));
                     }
-                    Some(ReadEvent::End) => {
-                        { let r = self.finish_shard(false).await; self.fenced(r)?; }
-                        return Ok(ShardOutcome::Finished);
-                    }
-                    Some(ReadEvent::Gone) => {
-                        { let r = self.finish_shard(true).await; self.fenced(r)?; }
-                        return Ok(ShardOutcome::Finished);
+                    Some(event @ (ReadEvent::End | ReadEvent::Gone)) => {
+                        let r = self.finish_shard(matches!(event, ReadEvent::Gone)).await;
+                        self.fenced(r)?;
+                        // A fenced end wrote no SHARD_END: the shard is not finished, and its
+                        // children must not start before its new owner ends it.
+                        return Ok(if self.lost {
+                            ShardOutcome::Lost
+                        } else {
+                            ShardOutcome::Finished
+                        });
                     }
                     None => return Err(ShardError::ReaderGone),
                 },
@@ -553,19 +556,20 @@ impl ShardTask {
         checkpoint: Checkpoint,
         since: Instant,
     ) -> Result<(), ShardError> {
-        // Fencing before the write, not only at the checkpoint: a task whose lease may already
-        // be someone else's publishes nothing (the new owner reads these records again).
-        if !self.control.still_held(self.settings.failover_time) {
-            let _ = std::fs::remove_file(&spooled.path);
-            return Err(ShardError::Lease(LeaseError::Lost(
-                self.lease.key.as_str().to_owned(),
-            )));
-        }
         let started = Instant::now();
         let table = self.lease.table.clone();
         let labels = [("table", table.as_str())];
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         let published = loop {
+            // Fencing before every attempt, not only at the checkpoint: a task whose lease may
+            // already be someone else's publishes nothing (the new owner reads these records
+            // again), also after a retry wait.
+            if !self.control.still_held(self.settings.failover_time) {
+                let _ = std::fs::remove_file(&spooled.path);
+                return Err(ShardError::Lease(LeaseError::Lost(
+                    self.lease.key.as_str().to_owned(),
+                )));
+            }
             match self.sink.publish(key, &spooled).await {
                 Ok(p) => break p,
                 Err(e) if e.is_retryable() => {

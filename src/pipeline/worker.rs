@@ -164,23 +164,36 @@ pub async fn run(
                 }
             }
             _ = tokio::time::sleep_until(next_discovery) => {
-                for st in states.iter_mut() {
-                    if let Err(e) = lease_cycle::list_shards(&ctx, st).await {
-                        ctx.metrics.inc("archiver_errors_total", &[("kind", "discovery")], 1);
-                        tracing::warn!(table = %st.stream.table, "listing shards failed; trying again at the next discovery: {e}");
-                    }
+                // Abandoned at once by a stop signal: listing writes nothing.
+                tokio::select! {
+                    _ = stop.cancelled() => continue,
+                    _ = async {
+                        for st in states.iter_mut() {
+                            if let Err(e) = lease_cycle::list_shards(&ctx, st).await {
+                                ctx.metrics.inc("archiver_errors_total", &[("kind", "discovery")], 1);
+                                tracing::warn!(table = %st.stream.table, "listing shards failed; trying again at the next discovery: {e}");
+                            }
+                        }
+                    } => {}
                 }
                 next_discovery = Instant::now() + config.discovery_interval;
                 next_cycle = Instant::now();
             }
             _ = tokio::time::sleep_until(next_cycle) => {
                 next_cycle = Instant::now() + cycle_every;
-                for st in states.iter_mut() {
-                    lease_cycle::renew(&ctx, st).await;
-                }
-                if let Err(e) = lease_cycle::plan_and_apply(&ctx, &mut states, &mut tasks, &stop).await {
-                    ctx.metrics.inc("archiver_errors_total", &[("kind", "lease_cycle")], 1);
-                    tracing::warn!("the lease cycle failed; trying again at the next one: {e}");
+                // Abandoned at once by a stop signal: every lease write is conditional, so a cycle
+                // cut short leaves nothing inconsistent, and the drain below starts without delay.
+                tokio::select! {
+                    _ = stop.cancelled() => continue,
+                    _ = async {
+                        for st in states.iter_mut() {
+                            lease_cycle::renew(&ctx, st).await;
+                        }
+                        if let Err(e) = lease_cycle::plan_and_apply(&ctx, &mut states, &mut tasks, &stop).await {
+                            ctx.metrics.inc("archiver_errors_total", &[("kind", "lease_cycle")], 1);
+                            tracing::warn!("the lease cycle failed; trying again at the next one: {e}");
+                        }
+                    } => {}
                 }
                 update_owned_gauge(&ctx.metrics, &states);
             }

@@ -73,8 +73,12 @@ fn spread(leases: &[Lease]) -> BTreeMap<String, usize> {
         .iter()
         .filter(|l| l.checkpoint != Checkpoint::ShardEnd)
     {
-        *m.entry(l.owner.clone().unwrap_or_else(|| "-".into()))
-            .or_default() += 1;
+        // Owners are `<worker id>#<process nonce>`.
+        let owner = l
+            .owner
+            .as_deref()
+            .map_or("-", |o| o.split('#').next().unwrap_or(o));
+        *m.entry(owner.to_owned()).or_default() += 1;
     }
     m
 }
@@ -269,20 +273,30 @@ async fn random_kill_cycles_keep_the_archive_exactly_once() {
         .collect();
     let writes = {
         let (st, n) = (stack.clone(), names.clone());
-        tokio::spawn(async move { write_all(&st, &n, 60 * cycles as u64).await })
+        tokio::spawn(async move { write_all(&st, &n, 100 * cycles as u64).await })
     };
     let mut rng: u64 = 0x5eed;
+    let mut kills = 0;
     for cycle in 0..cycles {
         rng = rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let victim = (rng >> 33) as usize % ids.len();
-        wait_for_rows(
-            &archive,
-            read_archive(&archive).len() + 1,
+        // Kill while records flow: wait for new rows (or for the writes to be over).
+        if writes.is_finished() {
+            break;
+        }
+        let before = read_archive(&archive).len();
+        poll(
+            "new rows or the end of the writes",
             Duration::from_secs(60),
+            || {
+                let (archive, done) = (archive.clone(), writes.is_finished());
+                async move { (done || read_archive(&archive).len() > before).then_some(()) }
+            },
         )
         .await;
+        kills += 1;
         ws[victim].signal("KILL");
         let _ = ws[victim].wait(Duration::from_secs(10));
         if cycle % 2 == 1 {
@@ -291,6 +305,10 @@ async fn random_kill_cycles_keep_the_archive_exactly_once() {
         // Restart under the same id, as an ECS service would replace the task.
         ws[victim] = worker(&stack, &names, &archive, ids[victim], &[]);
     }
+    assert!(
+        kills >= cycles.min(3),
+        "only {kills} kills happened while writes went on"
+    );
     let written = writes.await.unwrap();
     assert_all_exactly_once(&stack, &archive, &written).await;
     for w in ws.iter_mut() {
