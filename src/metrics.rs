@@ -81,13 +81,14 @@ impl Metrics {
         self.lock().gauges.insert((name, labels(pairs)), value);
     }
 
-    /// The value of a counter (for tests and progress logs).
-    pub fn counter(&self, name: &'static str, pairs: &[(&str, &str)]) -> f64 {
+    /// A counter summed over all its label sets (for the summary line at exit).
+    pub fn total(&self, name: &'static str) -> f64 {
         self.lock()
             .counters
-            .get(&(name, labels(pairs)))
-            .copied()
-            .unwrap_or(0.0)
+            .iter()
+            .filter(|((n, _), _)| *n == name)
+            .map(|(_, v)| v)
+            .sum()
     }
 
     pub fn touch_shard(&self, table: &TableName, shard: &ShardId) {
@@ -190,6 +191,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE archiver_records_read_total counter"));
+        m.inc("archiver_records_read_total", &[("table", "orders")], 1);
+        assert_eq!(m.total("archiver_records_read_total"), 6.0);
     }
 
     #[test]

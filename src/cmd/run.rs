@@ -56,10 +56,9 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), C
     if let Some(t) = http_task {
         let _ = t.await;
     }
-    let read = metrics.render();
     tracing::info!(
-        records_written = total(&read, "archiver_records_written_total"),
-        files_written = total(&read, "archiver_files_written_total"),
+        records_written = metrics.total("archiver_records_written_total") as u64,
+        files_written = metrics.total("archiver_files_written_total") as u64,
         "worker stopped"
     );
     result.map_err(|e: RunError| {
@@ -69,13 +68,4 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), C
             CommandError::Runtime(e.to_string())
         }
     })
-}
-
-/// Sum of a counter over all its label sets, from the rendered text.
-fn total(rendered: &str, name: &str) -> u64 {
-    rendered
-        .lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }

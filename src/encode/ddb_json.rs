@@ -77,14 +77,6 @@ pub fn encode_item<T: AttributeLike>(
     Ok(out)
 }
 
-/// Appends an item as canonical DynamoDB JSON to `out` (reusing its allocation).
-pub fn write_item<T: AttributeLike>(
-    out: &mut String,
-    item: &HashMap<String, T>,
-) -> Result<(), UnknownAttributeType> {
-    write_map(out, item)
-}
-
 /// The error's path is built only while an error unwinds, so the hot path allocates nothing
 /// per attribute.
 fn prefix(mut e: UnknownAttributeType, segment: &str) -> UnknownAttributeType {

@@ -10,7 +10,7 @@ use crate::backoff::Backoff;
 use crate::config::cli::StartPosition;
 use crate::leases::plan::{cleanable, plan, Action, LeaseState, PlanInput};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseKey, LeaseStore};
-use crate::lineage::{self, Progress, ShardNode};
+use crate::lineage::{self, ShardNode};
 use crate::metrics::Metrics;
 use crate::sink::ArchiveSink;
 use crate::stream::api::{self, Position, ShardDesc, TableStream};
@@ -210,12 +210,7 @@ async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize) -> Result<Gathere
             }
         }
     }
-    let progress: HashMap<ShardId, Progress> = st
-        .finished
-        .iter()
-        .map(|s| (s.clone(), Progress::Finished))
-        .collect();
-    let ready: HashSet<ShardId> = lineage::ready_shards(&nodes, &progress)
+    let ready: HashSet<ShardId> = lineage::ready_shards(&nodes, &st.finished)
         .into_iter()
         .collect();
     let blocked = |s: &ShardId| {
