@@ -264,29 +264,20 @@ impl LeaseStore {
 
     /// Every lease in the table (for `dynamo-archiver leases`). A missing table is `NoTable`.
     pub async fn all(&self) -> Result<Vec<Lease>, LeaseError> {
-        self.scan(None).await
+        self.scan().await
     }
 
-    /// Every lease of one stream.
-    pub async fn leases_of_stream(&self, stream: &StreamArn) -> Result<Vec<Lease>, LeaseError> {
-        self.scan(Some(stream)).await
-    }
-
-    /// A consistent Scan of the lease table, optionally of one stream's leases. The table holds
-    /// one small item per shard, so a Scan is cheap next to the reads it coordinates.
-    async fn scan(&self, stream: Option<&StreamArn>) -> Result<Vec<Lease>, LeaseError> {
-        let mut req = self
+    /// A consistent Scan of the lease table. It holds one small item per shard (finished ones are
+    /// cleaned up), so one Scan per lease cycle is cheap next to the reads it coordinates.
+    async fn scan(&self) -> Result<Vec<Lease>, LeaseError> {
+        let mut pages = self
             .client
             .scan()
             .table_name(&self.table)
-            .consistent_read(true);
-        if let Some(stream) = stream {
-            req = req
-                .filter_expression("#s = :s")
-                .expression_attribute_names("#s", attr::STREAM)
-                .expression_attribute_values(":s", A::S(stream.as_str().to_owned()));
-        }
-        let mut pages = req.into_paginator().items().send();
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
         let mut out = Vec::new();
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| {

@@ -140,12 +140,11 @@ struct Gathered {
     ready_without_lease: Vec<ShardId>,
 }
 
-/// Reads one stream's leases and works out what lineage allows; plan keys are `<stream index>/<shard>`
+/// Takes one stream's leases (from the cycle's scan) and works out what lineage allows; plan keys are `<stream index>/<shard>`
 /// so that one plan balances the leases of every stream together, as one lease table holds them.
-async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize) -> Result<Gathered, RunError> {
+async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize, scanned: Vec<Lease>) -> Gathered {
     let me = ctx.leases.worker_id().to_owned();
     let now = Instant::now();
-    let scanned = ctx.leases.leases_of_stream(&st.stream.arn).await?;
     st.leases = scanned.into_iter().map(|l| (l.shard.clone(), l)).collect();
     for l in st.leases.values() {
         if l.checkpoint == Checkpoint::ShardEnd {
@@ -251,11 +250,11 @@ async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize) -> Result<Gathere
         .map(key)
         .collect();
     ready_without_lease.sort();
-    Ok(Gathered {
+    Gathered {
         nodes,
         states,
         ready_without_lease,
-    })
+    }
 }
 
 /// Reads every stream's leases, plans once for all of them, applies the plan, and starts tasks
@@ -266,9 +265,19 @@ pub(super) async fn plan_and_apply(
     tasks: &mut JoinSet<TaskResult>,
     stop: &CancellationToken,
 ) -> Result<(), RunError> {
+    // One consistent Scan of the lease table per cycle, split by stream: a filtered Scan per
+    // stream would read the whole table once for every table followed.
+    let mut by_stream: HashMap<String, Vec<Lease>> = HashMap::new();
+    for lease in ctx.leases.all().await? {
+        by_stream
+            .entry(lease.stream.as_str().to_owned())
+            .or_default()
+            .push(lease);
+    }
     let mut gathered = Vec::with_capacity(streams.len());
     for (index, st) in streams.iter_mut().enumerate() {
-        gathered.push(gather(ctx, st, index).await?);
+        let scanned = by_stream.remove(st.stream.arn.as_str()).unwrap_or_default();
+        gathered.push(gather(ctx, st, index, scanned).await);
     }
     let all_states: Vec<LeaseState> = gathered.iter().flat_map(|g| g.states.clone()).collect();
     let all_ready: Vec<ShardId> = gathered
