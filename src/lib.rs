@@ -13,6 +13,7 @@
 //! - [`sink`]: where files go (S3 or a local directory), create-only, under deterministic names.
 //! - [`leases`]: the lease table, holding each shard's owner and checkpoint.
 //! - [`pipeline`]: the worker that owns the shard map and one task per shard.
+//! - [`backfill`]: a table's existing items by parallel Scan, resumable, as SNAPSHOT rows.
 //! - [`metrics`], [`http`]: Prometheus metrics and the `/healthz`, `/readyz`, `/metrics` endpoint.
 //! - [`backoff`]: exponential backoff with jitter for the archiver's retry loops.
 //! - [`aws`]: SDK clients from the standard credential and endpoint chain.
@@ -22,6 +23,7 @@
 //! in `docs/ARCHIVE.md`.
 
 pub mod aws;
+pub mod backfill;
 pub mod backoff;
 pub mod cmd;
 pub mod config;

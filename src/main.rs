@@ -4,7 +4,7 @@
 use clap::Parser;
 use dynamo_archiver::cmd::{self, CommandError};
 use dynamo_archiver::config::cli::{Cli, Command};
-use dynamo_archiver::config::{LeasesConfig, RunConfig, SchemaConfig};
+use dynamo_archiver::config::{BackfillConfig, LeasesConfig, RunConfig, SchemaConfig};
 use dynamo_archiver::telemetry;
 use tokio_util::sync::CancellationToken;
 
@@ -26,14 +26,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => {
             let config = RunConfig::resolve(&args).map_err(CommandError::from)?;
             telemetry::init(config.log.format);
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(async {
-                let shutdown = CancellationToken::new();
-                let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
-                let result = cmd::run::run(config, shutdown).await;
-                signals.abort();
-                result.map_err(anyhow::Error::from)
-            })
+            with_signals(|shutdown| cmd::run::run(config, shutdown))
         }
         Command::Leases(args) => {
             let config = LeasesConfig::resolve(&args).map_err(CommandError::from)?;
@@ -43,12 +36,34 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .block_on(cmd::leases::run(&config))
                 .map_err(anyhow::Error::from)
         }
+        Command::Backfill(args) => {
+            let config = BackfillConfig::resolve(&args).map_err(CommandError::from)?;
+            telemetry::init(config.log.format);
+            with_signals(|shutdown| cmd::backfill::run(config, shutdown))
+        }
+        Command::ImportExport(_) => Err(CommandError::Config("import-export: not built yet".into()).into()),
         Command::Schema(args) => {
             let config = SchemaConfig::resolve(&args).map_err(CommandError::from)?;
             telemetry::init(config.log.format);
             cmd::schema::run(&config).map_err(anyhow::Error::from)
         }
     }
+}
+
+/// Runs a command on a new runtime with SIGTERM/SIGINT wired to its shutdown token.
+fn with_signals<F, Fut>(command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), CommandError>>,
+{
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+        let result = command(shutdown).await;
+        signals.abort();
+        result.map_err(anyhow::Error::from)
+    })
 }
 
 /// The first SIGTERM or SIGINT starts a clean stop; a second one exits at once (records not yet
@@ -65,7 +80,7 @@ async fn wait_for_signal(shutdown: CancellationToken) {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    tracing::info!("stop signal received: flushing, checkpointing and releasing leases");
+    tracing::info!("stop signal received: writing what is held, then stopping");
     shutdown.cancel();
     tokio::select! {
         _ = term.recv() => {}

@@ -1,5 +1,6 @@
 //! The commands, one file each. `main.rs` parses arguments and calls these.
 
+pub mod backfill;
 pub mod leases;
 pub mod run;
 pub mod schema;

@@ -27,6 +27,10 @@ pub enum Command {
     Leases(LeasesArgs),
     /// Print the archive schema, the Athena/Glue DDL and a DuckDB view for a table.
     Schema(SchemaArgs),
+    /// Copy a table's existing items into the archive as SNAPSHOT rows (parallel Scan, resumable).
+    Backfill(BackfillArgs),
+    /// Convert a DynamoDB Export to S3 (DYNAMODB_JSON, full or incremental) into the archive.
+    ImportExport(ImportExportArgs),
 }
 
 /// Options every command shares.
@@ -165,4 +169,115 @@ pub struct SchemaArgs {
     /// [default: s3://your-bucket/archive]
     #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
     pub archive: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Table whose items to copy (repeat for several tables; they are scanned one after another).
+    /// [required]
+    #[arg(
+        long = "table",
+        env = "ARCHIVER_TABLES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tables: Vec<String>,
+
+    /// Parquet output: `s3://bucket/prefix` or a local directory. [required]
+    #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
+    pub archive: Option<String>,
+
+    /// Parallel Scan segments (1-1000000). A resumed backfill keeps the number it started with.
+    /// [default: one per GiB of table, at least 4, at most 1000]
+    #[arg(long, env = "ARCHIVER_SEGMENTS", value_name = "N")]
+    pub segments: Option<u32>,
+
+    /// Segments scanned at the same time; each holds up to one 8 MiB row group in memory.
+    /// [default: the number of segments, at most 16]
+    #[arg(long, env = "ARCHIVER_PARALLEL", value_name = "N")]
+    pub parallel: Option<u32>,
+
+    /// Read capacity units per second the scan may consume, over all segments (measured from
+    /// ConsumedCapacity). [default: no limit]
+    #[arg(long, env = "ARCHIVER_MAX_RCU", value_name = "R")]
+    pub max_rcu: Option<f64>,
+
+    /// Strongly consistent reads (twice the read capacity). [default: false]
+    #[arg(long, env = "ARCHIVER_CONSISTENT_READ")]
+    pub consistent_read: bool,
+
+    /// Start a new snapshot even if an earlier backfill of the table finished. [default: false]
+    #[arg(long, env = "ARCHIVER_NEW_SCAN")]
+    pub new_scan: bool,
+
+    /// Target size of one archive file, e.g. 64MiB. [default: 128MiB]
+    #[arg(long, env = "ARCHIVER_FLUSH_SIZE", value_name = "BYTES")]
+    pub flush_size: Option<String>,
+
+    /// KMS key (id or ARN) for SSE-KMS on archive objects. [default: the bucket's default encryption]
+    #[arg(long, env = "ARCHIVER_SSE_KMS_KEY", value_name = "KEY")]
+    pub sse_kms_key: Option<String>,
+
+    /// Local folder where files are assembled before upload.
+    /// [default: <system temp dir>/dynamo-archiver]
+    #[arg(long, env = "ARCHIVER_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Progress output: `auto` (a bar on a terminal, else a log line every few seconds), `bar`,
+    /// `log` or `off`. [default: auto]
+    #[arg(long, env = "ARCHIVER_PROGRESS", value_name = "P")]
+    pub progress: Option<ProgressMode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgressMode {
+    Auto,
+    Bar,
+    Log,
+    Off,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ImportExportArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The export: `s3://bucket/prefix/AWSDynamoDB/<export-id>/` or a local folder holding
+    /// `manifest-summary.json`. [required]
+    #[arg(long, env = "ARCHIVER_EXPORT", value_name = "URI")]
+    pub export: Option<String>,
+
+    /// The exported table: the archive folder its rows go to. [required]
+    #[arg(
+        long = "table",
+        env = "ARCHIVER_TABLES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tables: Vec<String>,
+
+    /// Parquet output: `s3://bucket/prefix` or a local directory. [required]
+    #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
+    pub archive: Option<String>,
+
+    /// Data files converted at the same time. [default: the number of CPUs, at most 8]
+    #[arg(long, env = "ARCHIVER_PARALLEL", value_name = "N")]
+    pub parallel: Option<u32>,
+
+    /// KMS key (id or ARN) for SSE-KMS on archive objects. [default: the bucket's default encryption]
+    #[arg(long, env = "ARCHIVER_SSE_KMS_KEY", value_name = "KEY")]
+    pub sse_kms_key: Option<String>,
+
+    /// Local folder where files are assembled before upload.
+    /// [default: <system temp dir>/dynamo-archiver]
+    #[arg(long, env = "ARCHIVER_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Progress output: `auto`, `bar`, `log` or `off`. [default: auto]
+    #[arg(long, env = "ARCHIVER_PROGRESS", value_name = "P")]
+    pub progress: Option<ProgressMode>,
 }

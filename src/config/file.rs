@@ -25,6 +25,13 @@ pub struct FileConfig {
     pub sse_kms_key: Option<String>,
     pub spool_dir: Option<PathBuf>,
     pub discovery_interval: Option<String>,
+    pub segments: Option<u32>,
+    pub parallel: Option<u32>,
+    pub max_rcu: Option<f64>,
+    pub consistent_read: Option<bool>,
+    pub new_scan: Option<bool>,
+    pub progress: Option<super::cli::ProgressMode>,
+    pub export: Option<String>,
 }
 
 impl FileConfig {

@@ -6,7 +6,10 @@ pub mod file;
 pub mod units;
 
 use crate::types::TableName;
-use cli::{CommonArgs, LeasesArgs, LogFormat, RunArgs, SchemaArgs, StartPosition};
+use cli::{
+    BackfillArgs, CommonArgs, ImportExportArgs, LeasesArgs, LogFormat, ProgressMode, RunArgs,
+    SchemaArgs, StartPosition,
+};
 use file::FileConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -271,19 +274,7 @@ impl RunConfig {
                 message: "must be at least 100ms".into(),
             });
         }
-        let flush_size_bytes = match args.flush_size.as_ref().or(file.flush_size.as_ref()) {
-            None => DEFAULT_FLUSH_SIZE_BYTES,
-            Some(text) => units::parse_size(text).map_err(|message| ConfigError::BadValue {
-                option: "--flush-size",
-                message,
-            })?,
-        };
-        if !(MIN_FLUSH_SIZE_BYTES..=MAX_FLUSH_SIZE_BYTES).contains(&flush_size_bytes) {
-            return Err(ConfigError::BadValue {
-                option: "--flush-size",
-                message: "must be between 64KiB and 4GiB".into(),
-            });
-        }
+        let flush_size_bytes = flush_size(args.flush_size.as_ref(), &file)?;
         let http_text = args
             .http
             .clone()
@@ -345,11 +336,7 @@ impl RunConfig {
             log: log_config(&args.common, &file),
             failover_time,
             sse_kms_key: args.sse_kms_key.clone().or(file.sse_kms_key.clone()),
-            spool_dir: args
-                .spool_dir
-                .clone()
-                .or(file.spool_dir.clone())
-                .unwrap_or_else(|| std::env::temp_dir().join("dynamo-archiver")),
+            spool_dir: spool_dir(args.spool_dir.as_ref(), &file),
             discovery_interval,
         })
     }
@@ -407,6 +394,158 @@ impl SchemaConfig {
         Ok(Self {
             tables: tables(&args.tables, file.tables.as_ref())?,
             archive,
+            log: log_config(&args.common, &file),
+        })
+    }
+}
+
+fn flush_size(cli: Option<&String>, file: &FileConfig) -> Result<u64, ConfigError> {
+    let bytes = match cli.or(file.flush_size.as_ref()) {
+        None => DEFAULT_FLUSH_SIZE_BYTES,
+        Some(text) => units::parse_size(text).map_err(|message| ConfigError::BadValue {
+            option: "--flush-size",
+            message,
+        })?,
+    };
+    if !(MIN_FLUSH_SIZE_BYTES..=MAX_FLUSH_SIZE_BYTES).contains(&bytes) {
+        return Err(ConfigError::BadValue {
+            option: "--flush-size",
+            message: "must be between 64KiB and 4GiB".into(),
+        });
+    }
+    Ok(bytes)
+}
+
+fn spool_dir(cli: Option<&PathBuf>, file: &FileConfig) -> PathBuf {
+    cli.cloned()
+        .or(file.spool_dir.clone())
+        .unwrap_or_else(|| std::env::temp_dir().join("dynamo-archiver"))
+}
+
+fn required_archive(cli: Option<&String>, file: &FileConfig) -> Result<ArchiveUri, ConfigError> {
+    match cli.or(file.archive.as_ref()) {
+        Some(a) => ArchiveUri::parse(a),
+        None => Err(ConfigError::BadValue {
+            option: "--archive",
+            message: "required: give s3://bucket/prefix or a local directory (or ARCHIVER_ARCHIVE)"
+                .into(),
+        }),
+    }
+}
+
+fn parallel(cli: Option<u32>, file: &FileConfig) -> Result<Option<usize>, ConfigError> {
+    match cli.or(file.parallel) {
+        None => Ok(None),
+        Some(0) => Err(ConfigError::BadValue {
+            option: "--parallel",
+            message: "must be at least 1".into(),
+        }),
+        Some(n) => Ok(Some(n as usize)),
+    }
+}
+
+/// A parallel Scan has at most 1,000,000 segments:
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Scan.html#DDB-Scan-request-TotalSegments>
+pub const MAX_SCAN_SEGMENTS: u32 = 1_000_000;
+
+/// The validated configuration of `dynamo-archiver backfill`.
+#[derive(Debug, Clone)]
+pub struct BackfillConfig {
+    pub tables: Vec<TableName>,
+    pub archive: ArchiveUri,
+    /// `None`: chosen from the table's size (or kept from the scan being resumed).
+    pub segments: Option<u32>,
+    /// `None`: as many as segments, at most 16.
+    pub parallel: Option<usize>,
+    pub max_rcu: Option<f64>,
+    pub consistent_read: bool,
+    pub new_scan: bool,
+    pub flush_size_bytes: u64,
+    pub sse_kms_key: Option<String>,
+    pub spool_dir: PathBuf,
+    pub progress: ProgressMode,
+    pub log: LogConfig,
+}
+
+impl BackfillConfig {
+    pub fn resolve(args: &BackfillArgs) -> Result<Self, ConfigError> {
+        let file = load_file(&args.common)?;
+        let segments = args.segments.or(file.segments);
+        if let Some(n) = segments {
+            if !(1..=MAX_SCAN_SEGMENTS).contains(&n) {
+                return Err(ConfigError::BadValue {
+                    option: "--segments",
+                    message: format!("{n} is outside 1..={MAX_SCAN_SEGMENTS} (DynamoDB's limit)"),
+                });
+            }
+        }
+        let max_rcu = args.max_rcu.or(file.max_rcu);
+        if let Some(r) = max_rcu {
+            if !(r.is_finite() && r >= 1.0) {
+                return Err(ConfigError::BadValue {
+                    option: "--max-rcu",
+                    message: format!("{r} is not a rate; give read capacity units per second, at least 1"),
+                });
+            }
+        }
+        Ok(Self {
+            tables: tables(&args.tables, file.tables.as_ref())?,
+            archive: required_archive(args.archive.as_ref(), &file)?,
+            segments,
+            parallel: parallel(args.parallel, &file)?,
+            max_rcu,
+            consistent_read: args.consistent_read || file.consistent_read.unwrap_or(false),
+            new_scan: args.new_scan || file.new_scan.unwrap_or(false),
+            flush_size_bytes: flush_size(args.flush_size.as_ref(), &file)?,
+            sse_kms_key: args.sse_kms_key.clone().or(file.sse_kms_key.clone()),
+            spool_dir: spool_dir(args.spool_dir.as_ref(), &file),
+            progress: args.progress.or(file.progress).unwrap_or(ProgressMode::Auto),
+            log: log_config(&args.common, &file),
+        })
+    }
+}
+
+/// The validated configuration of `dynamo-archiver import-export`.
+#[derive(Debug, Clone)]
+pub struct ImportExportConfig {
+    pub export: String,
+    pub table: TableName,
+    pub archive: ArchiveUri,
+    pub parallel: usize,
+    pub sse_kms_key: Option<String>,
+    pub spool_dir: PathBuf,
+    pub progress: ProgressMode,
+    pub log: LogConfig,
+}
+
+impl ImportExportConfig {
+    pub fn resolve(args: &ImportExportArgs) -> Result<Self, ConfigError> {
+        let file = load_file(&args.common)?;
+        let export = args
+            .export
+            .clone()
+            .or(file.export.clone())
+            .filter(|e| !e.trim().is_empty())
+            .ok_or_else(|| ConfigError::BadValue {
+                option: "--export",
+                message: "required: give s3://bucket/prefix/AWSDynamoDB/<export-id>/ or a local folder holding manifest-summary.json".into(),
+            })?;
+        let mut tables = tables(&args.tables, file.tables.as_ref())?;
+        if tables.len() != 1 {
+            return Err(ConfigError::BadValue {
+                option: "--table",
+                message: "an export holds one table: give exactly one --table".into(),
+            });
+        }
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Self {
+            export,
+            table: tables.remove(0),
+            archive: required_archive(args.archive.as_ref(), &file)?,
+            parallel: parallel(args.parallel, &file)?.unwrap_or(cpus.min(8)),
+            sse_kms_key: args.sse_kms_key.clone().or(file.sse_kms_key.clone()),
+            spool_dir: spool_dir(args.spool_dir.as_ref(), &file),
+            progress: args.progress.or(file.progress).unwrap_or(ProgressMode::Auto),
             log: log_config(&args.common, &file),
         })
     }

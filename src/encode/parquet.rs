@@ -45,6 +45,20 @@ pub mod meta {
     /// Present when records were trimmed from the stream before they could be read: the last
     /// sequence number archived before the gap (or `none`), so the gap is recorded, not hidden.
     pub const GAP_AFTER_SEQUENCE: &str = "gap_after_sequence_number";
+    /// Backfill files: the scan (its start time, `YYYYMMDDTHHMMSSZ`).
+    pub const BACKFILL_SCAN_ID: &str = "backfill_scan_id";
+    /// Backfill files: `<segment>/<total segments>`.
+    pub const BACKFILL_SEGMENT: &str = "backfill_segment";
+    /// Backfill files: rows the segment archived up to and including this file.
+    pub const BACKFILL_SEGMENT_ROWS: &str = "backfill_segment_rows";
+    /// Backfill files: the ExclusiveStartKey (DynamoDB JSON) the segment continues from after
+    /// this file; absent on the segment's last file.
+    pub const BACKFILL_RESUME_KEY: &str = "backfill_resume_key";
+    /// Backfill files: `true` on the segment's last file.
+    pub const BACKFILL_SEGMENT_END: &str = "backfill_segment_end";
+    /// Export conversions: the export's ARN and the data file a file was converted from.
+    pub const EXPORT_ARN: &str = "export_arn";
+    pub const EXPORT_DATA_FILE: &str = "export_data_file";
 }
 
 const COLUMNS_WITHOUT_DICTIONARY: [&str; 6] = [
@@ -161,6 +175,39 @@ pub fn writer_properties() -> WriterProperties {
         b = b.set_column_dictionary_enabled(ColumnPath::from(col), false);
     }
     b.build()
+}
+
+/// The number of bytes at the end of a Parquet file that hold its footer (metadata, length and
+/// magic), read from the last 8 bytes of `tail`.
+pub fn footer_length(tail: &[u8]) -> Result<usize, String> {
+    use parquet::file::metadata::FooterTail;
+    let last: &[u8; 8] = tail
+        .len()
+        .checked_sub(8)
+        .and_then(|start| tail[start..].try_into().ok())
+        .ok_or("shorter than a Parquet footer")?;
+    let footer = FooterTail::try_new(last).map_err(|e| format!("not a Parquet file: {e}"))?;
+    Ok(footer.metadata_length() + 8)
+}
+
+/// The key-value metadata of a Parquet file, from a tail of it that holds the whole footer.
+pub fn key_value_metadata_of_tail(
+    tail: &[u8],
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let needed = footer_length(tail)?;
+    if needed > tail.len() {
+        return Err("the footer is longer than the bytes read".into());
+    }
+    let meta_bytes = &tail[tail.len() - needed..tail.len() - 8];
+    let meta = parquet::file::metadata::ParquetMetaDataReader::decode_metadata(meta_bytes)
+        .map_err(|e| format!("unreadable Parquet footer: {e}"))?;
+    Ok(meta
+        .file_metadata()
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+        .collect())
 }
 
 /// Errors while assembling a file.

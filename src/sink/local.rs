@@ -55,6 +55,28 @@ impl LocalSink {
         .expect("hash task does not panic")
     }
 
+    /// The whole file, or only its last `suffix` bytes.
+    pub async fn read(&self, key: &str, suffix: Option<u64>) -> Result<Vec<u8>, SinkError> {
+        let path = self.root.join(key);
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek, SeekFrom};
+            let io = |source| SinkError::Io {
+                location: path.display().to_string(),
+                source,
+            };
+            let mut f = std::fs::File::open(&path).map_err(io)?;
+            if let Some(n) = suffix {
+                let len = f.metadata().map_err(io)?.len();
+                f.seek(SeekFrom::Start(len.saturating_sub(n))).map_err(io)?;
+            }
+            let mut out = Vec::new();
+            f.read_to_end(&mut out).map_err(io)?;
+            Ok(out)
+        })
+        .await
+        .expect("read task does not panic")
+    }
+
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
         // A prefix is a directory part plus a file-name start, as with S3.
         let (dir, start) = prefix.rsplit_once('/').unwrap_or(("", prefix));

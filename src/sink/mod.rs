@@ -72,6 +72,9 @@ impl SinkError {
     }
 }
 
+/// How often a CLI command tries one publish before it gives up (the run can be repeated).
+const PUBLISH_ATTEMPTS: u32 = 8;
+
 /// The archive's storage.
 #[derive(Debug, Clone)]
 pub enum ArchiveSink {
@@ -108,12 +111,92 @@ impl ArchiveSink {
         }
     }
 
+    /// [`Self::publish`], retried with backoff and jitter while the failure is transient (for the
+    /// CLI commands; the worker has its own loop, fenced by its lease).
+    pub async fn publish_retrying(
+        &self,
+        key: &str,
+        file: &SpooledFile,
+    ) -> Result<Published, SinkError> {
+        let mut backoff = crate::backoff::Backoff::new(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(20),
+        );
+        loop {
+            match self.publish(key, file).await {
+                Err(e) if e.is_retryable() && backoff.attempts() < PUBLISH_ATTEMPTS => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(key, "publishing failed; retrying in {delay:?}: {e}");
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Publishes a small object (a JSON marker) create-only, through a file in `spool_dir`.
+    pub async fn publish_bytes(
+        &self,
+        key: &str,
+        body: &[u8],
+        spool_dir: &std::path::Path,
+    ) -> Result<Published, SinkError> {
+        use sha2::Digest;
+        let path = spool_dir.join(format!(
+            "marker-{}-{}.tmp",
+            std::process::id(),
+            key.replace('/', "_")
+        ));
+        std::fs::write(&path, body).map_err(|source| SinkError::Io {
+            location: path.display().to_string(),
+            source,
+        })?;
+        let file = SpooledFile {
+            path: path.clone(),
+            sha256: sha2::Sha256::digest(body).into(),
+            size_bytes: body.len() as u64,
+            rows: 0,
+        };
+        let result = self.publish_retrying(key, &file).await;
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+
     /// The SHA-256 of a stored file (S3: its `sha256` metadata; local: hashed).
     pub async fn stored_sha256(&self, key: &str) -> Result<[u8; 32], SinkError> {
         match self {
             Self::Local(s) => s.stored_sha256(key).await,
             Self::S3(s) => s.stored_sha256(key).await,
         }
+    }
+
+    /// A stored object: whole, or only its last `suffix` bytes (a Parquet footer).
+    pub async fn read(&self, key: &str, suffix: Option<u64>) -> Result<Vec<u8>, SinkError> {
+        match self {
+            Self::Local(s) => s.read(key, suffix).await,
+            Self::S3(s) => s.read(key, suffix).await,
+        }
+    }
+
+    /// The key-value metadata of a stored Parquet file, read from its footer only.
+    pub async fn file_metadata(
+        &self,
+        key: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, SinkError> {
+        // Archive footers are a few KiB; one ranged read usually gets all of it.
+        const FIRST_READ: u64 = 64 << 10;
+        let bad = |message: String| SinkError::Io {
+            location: key.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+        };
+        let tail = self.read(key, Some(FIRST_READ)).await?;
+        let needed = crate::encode::parquet::footer_length(&tail).map_err(bad)?;
+        let tail = if needed > tail.len() {
+            self.read(key, Some(needed as u64)).await?
+        } else {
+            tail
+        };
+        crate::encode::parquet::key_value_metadata_of_tail(&tail).map_err(bad)
     }
 
     /// Keys (relative to the archive root) that start with `prefix`, in no particular order.

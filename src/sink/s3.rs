@@ -138,6 +138,27 @@ impl S3Sink {
         Ok(sha)
     }
 
+    /// The whole object, or only its last `suffix` bytes.
+    pub async fn read(&self, key: &str, suffix: Option<u64>) -> Result<Vec<u8>, SinkError> {
+        let mut req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key));
+        if let Some(n) = suffix {
+            req = req.range(format!("bytes=-{n}"));
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| self.classify("GetObject", &self.location(key), e))?;
+        let body = out.body.collect().await.map_err(|e| SinkError::Io {
+            location: self.location(key),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        Ok(body.into_bytes().to_vec())
+    }
+
     async fn put_single(&self, key: &str, file: &SpooledFile) -> Result<(), PutError> {
         let body = ByteStream::from_path(&file.path)
             .await
