@@ -41,7 +41,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(config.log.format);
             with_signals(|shutdown| cmd::backfill::run(config, shutdown))
         }
-        Command::ImportExport(_) => Err(CommandError::Config("import-export: not built yet".into()).into()),
+        Command::ImportExport(_) => {
+            Err(CommandError::Config("import-export: not built yet".into()).into())
+        }
         Command::Schema(args) => {
             let config = SchemaConfig::resolve(&args).map_err(CommandError::from)?;
             telemetry::init(config.log.format);

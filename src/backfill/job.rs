@@ -192,8 +192,12 @@ pub async fn backfill_table(
 
 fn warn_about_the_stream(info: &TableInfo) {
     match info.stream_view_type.as_deref() {
-        None => tracing::warn!(table = %info.name, "the table has no stream: changes made during and after this scan will not be archived; enable a NEW_AND_OLD_IMAGES stream and start the worker before backfilling (docs/ARCHIVE.md, \"Snapshot and stream\")"),
-        Some("KEYS_ONLY") => tracing::warn!(table = %info.name, "the table's stream is KEYS_ONLY: the archive will not hold item images for later changes"),
+        None => {
+            tracing::warn!(table = %info.name, "the table has no stream: changes made during and after this scan will not be archived; enable a NEW_AND_OLD_IMAGES stream and start the worker before backfilling (docs/ARCHIVE.md, \"Snapshot and stream\")")
+        }
+        Some("KEYS_ONLY") => {
+            tracing::warn!(table = %info.name, "the table's stream is KEYS_ONLY: the archive will not hold item images for later changes")
+        }
         Some(_) => {}
     }
 }

@@ -152,8 +152,14 @@ mod tests {
             let got = simulate(rate, workers, cost, secs) / secs;
             // Within the rate plus one burst and one round of in-flight pages over the run.
             let ceiling = rate * 1.1;
-            assert!(got <= ceiling, "rate {rate} workers {workers} cost {cost}: {got}/s");
-            assert!(got >= rate * 0.9, "rate {rate} workers {workers} cost {cost}: only {got}/s");
+            assert!(
+                got <= ceiling,
+                "rate {rate} workers {workers} cost {cost}: {got}/s"
+            );
+            assert!(
+                got >= rate * 0.9,
+                "rate {rate} workers {workers} cost {cost}: only {got}/s"
+            );
         }
     }
 

@@ -142,7 +142,10 @@ pub fn render(progress: &Progress, labels: &Labels, elapsed: Duration, bar: bool
         " · {:.1} MB",
         progress.bytes.load(Ordering::Relaxed) as f64 / 1e6
     ));
-    out.push_str(&format!(" · {} items/s", thousands((items as f64 / secs) as u64)));
+    out.push_str(&format!(
+        " · {} items/s",
+        thousands((items as f64 / secs) as u64)
+    ));
     if labels.show_rcu {
         out.push_str(&format!(" · {:.0} RCU/s", progress.rcu() / secs));
     }
@@ -201,7 +204,15 @@ mod tests {
             line,
             "backfill users [##########..........] 50% 25,000 items of ~50,000 · 12.4 MB · 2,500 items/s · 100 RCU/s · 1/4 segments · 0:10 left"
         );
-        let line = render(&p, &Labels { expected_items: 0, ..labels }, Duration::from_secs(10), false);
+        let line = render(
+            &p,
+            &Labels {
+                expected_items: 0,
+                ..labels
+            },
+            Duration::from_secs(10),
+            false,
+        );
         assert!(!line.contains('%') && !line.contains("left"), "{line}");
     }
 

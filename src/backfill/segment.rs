@@ -100,9 +100,10 @@ pub async fn run_segment(
         for item in &page.items {
             let row = snapshot_row(&ctx, item, read_at)?;
             file.buffered_bytes += row.approx_bytes();
-            ctx.progress
-                .bytes
-                .fetch_add(row.new_image.as_ref().map_or(0, |s| s.len()) as u64, Ordering::Relaxed);
+            ctx.progress.bytes.fetch_add(
+                row.new_image.as_ref().map_or(0, |s| s.len()) as u64,
+                Ordering::Relaxed,
+            );
             file.buffer.push(row);
         }
         ctx.progress
@@ -117,12 +118,15 @@ pub async fn run_segment(
         let full = file.writer.bytes_written() >= ctx.flush_size_bytes;
         if end || full || ctx.stop.is_cancelled() {
             let file = open.take().expect("a file is open");
-            let resume = start.as_ref().map(encode_item).transpose().map_err(|e| {
-                BackfillError::Item {
-                    table: ctx.table.name.clone(),
-                    message: format!("LastEvaluatedKey: {e}"),
-                }
-            })?;
+            let resume =
+                start
+                    .as_ref()
+                    .map(encode_item)
+                    .transpose()
+                    .map_err(|e| BackfillError::Item {
+                        table: ctx.table.name.clone(),
+                        message: format!("LastEvaluatedKey: {e}"),
+                    })?;
             (state, previous_sha) =
                 publish_file(&ctx, index, state, previous_sha, file, resume).await?;
             start = decode_resume_key(&ctx, &state)?;
@@ -275,7 +279,10 @@ async fn publish_file(
             meta::BACKFILL_SEGMENT.to_owned(),
             format!("{index}/{}", ctx.total_segments),
         ),
-        (meta::BACKFILL_SEGMENT_ROWS.to_owned(), rows_total.to_string()),
+        (
+            meta::BACKFILL_SEGMENT_ROWS.to_owned(),
+            rows_total.to_string(),
+        ),
     ];
     match &resume_key {
         Some(k) => metadata.push((meta::BACKFILL_RESUME_KEY.to_owned(), k.clone())),

@@ -9,7 +9,11 @@ use tokio_util::sync::CancellationToken;
 
 pub async fn run(config: BackfillConfig, shutdown: CancellationToken) -> Result<(), CommandError> {
     let clients = crate::aws::load().await;
-    let sink = ArchiveSink::new(&config.archive, clients.s3.clone(), config.sse_kms_key.clone());
+    let sink = ArchiveSink::new(
+        &config.archive,
+        clients.s3.clone(),
+        config.sse_kms_key.clone(),
+    );
     let runtime = |e: &dyn std::fmt::Display| CommandError::Runtime(e.to_string());
     sink.check_writable().await.map_err(|e| {
         if e.is_retryable() {
@@ -39,7 +43,9 @@ pub async fn run(config: BackfillConfig, shutdown: CancellationToken) -> Result<
         let outcome = job::backfill_table(&clients.dynamodb, &settings, table, &shutdown)
             .await
             .map_err(|e| {
-                let text = format!("backfill of `{table}` stopped: {e} (run the same command again to continue)");
+                let text = format!(
+                    "backfill of `{table}` stopped: {e} (run the same command again to continue)"
+                );
                 if e.is_config() {
                     CommandError::Config(text)
                 } else {

@@ -484,7 +484,9 @@ impl BackfillConfig {
             if !(r.is_finite() && r >= 1.0) {
                 return Err(ConfigError::BadValue {
                     option: "--max-rcu",
-                    message: format!("{r} is not a rate; give read capacity units per second, at least 1"),
+                    message: format!(
+                        "{r} is not a rate; give read capacity units per second, at least 1"
+                    ),
                 });
             }
         }
@@ -499,7 +501,10 @@ impl BackfillConfig {
             flush_size_bytes: flush_size(args.flush_size.as_ref(), &file)?,
             sse_kms_key: args.sse_kms_key.clone().or(file.sse_kms_key.clone()),
             spool_dir: spool_dir(args.spool_dir.as_ref(), &file),
-            progress: args.progress.or(file.progress).unwrap_or(ProgressMode::Auto),
+            progress: args
+                .progress
+                .or(file.progress)
+                .unwrap_or(ProgressMode::Auto),
             log: log_config(&args.common, &file),
         })
     }
@@ -545,7 +550,10 @@ impl ImportExportConfig {
             parallel: parallel(args.parallel, &file)?.unwrap_or(cpus.min(8)),
             sse_kms_key: args.sse_kms_key.clone().or(file.sse_kms_key.clone()),
             spool_dir: spool_dir(args.spool_dir.as_ref(), &file),
-            progress: args.progress.or(file.progress).unwrap_or(ProgressMode::Auto),
+            progress: args
+                .progress
+                .or(file.progress)
+                .unwrap_or(ProgressMode::Auto),
             log: log_config(&args.common, &file),
         })
     }

@@ -20,7 +20,7 @@ fn nested(depth: usize) -> A {
     v
 }
 
-fn corpus() -> Vec<HashMap<String, A>> {
+pub(crate) fn corpus() -> Vec<HashMap<String, A>> {
     let item = |id: i64, attrs: Vec<(&str, A)>| {
         let mut m: HashMap<String, A> = attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         m.insert("id".into(), A::N(id.to_string()));

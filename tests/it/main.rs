@@ -3,6 +3,7 @@
 mod support;
 
 mod analyst;
+mod backfill;
 mod bad_input;
 mod crash;
 mod fidelity;

@@ -94,18 +94,18 @@ pub(crate) async fn workload(
     all
 }
 
-fn version(image: &str) -> u64 {
+pub(crate) fn version(image: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_str(image).unwrap();
     v["v"]["N"].as_str().unwrap().parse().unwrap()
 }
 
-fn key_of(keys: &str) -> u64 {
+pub(crate) fn key_of(keys: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_str(keys).unwrap();
     v["id"]["N"].as_str().unwrap().parse().unwrap()
 }
 
 /// Depth of each shard in the lineage (0 for a root), from DescribeStream.
-async fn shard_depths(stack: &Stack, table: &str) -> HashMap<String, usize> {
+pub(crate) async fn shard_depths(stack: &Stack, table: &str) -> HashMap<String, usize> {
     let arn = stack.stream_arn(table).await;
     let shards = stack
         .streams

@@ -611,6 +611,121 @@ pub fn read_archive(dir: &Path) -> Vec<Row> {
         .collect()
 }
 
+/// Every row of every Parquet object under `s3://bucket/prefix` (`None` if a call fails, for
+/// polling while a writer is busy).
+pub async fn read_s3_archive(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Option<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for o in page.ok()?.contents() {
+            let key = o.key().unwrap().to_owned();
+            if !key.ends_with(".parquet") {
+                continue;
+            }
+            let body = s3
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .ok()?
+                .body
+                .collect()
+                .await
+                .ok()?
+                .into_bytes();
+            rows.extend(read_parquet_bytes(&key, body));
+        }
+    }
+    Some(rows)
+}
+
+/// Writes `items` with BatchWriteItem, `parallel` batches at a time.
+pub async fn put_items(
+    stack: &Stack,
+    table: &str,
+    items: Vec<HashMap<String, AttributeValue>>,
+    parallel: usize,
+) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
+    let mut tasks = Vec::new();
+    for chunk in items.chunks(25) {
+        let requests: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|item| {
+                WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(item.clone()))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            })
+            .collect();
+        let ddb = stack.dynamodb.clone();
+        let table = table.to_owned();
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut pending = requests;
+            while !pending.is_empty() {
+                let out = ddb
+                    .batch_write_item()
+                    .request_items(&table, pending)
+                    .send()
+                    .await
+                    .unwrap();
+                pending = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(&table))
+                    .cloned()
+                    .unwrap_or_default();
+            }
+            drop(permit);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Every item of a table (a plain Scan), keyed by its canonical DynamoDB JSON key.
+pub async fn scan_table(
+    stack: &Stack,
+    table: &str,
+    key_names: &[&str],
+) -> HashMap<String, HashMap<String, AttributeValue>> {
+    use dynamo_archiver::encode::ddb_json::encode_item;
+    let mut out = HashMap::new();
+    let mut pages = stack
+        .dynamodb
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for item in page.unwrap().items() {
+            let keys: HashMap<String, AttributeValue> = key_names
+                .iter()
+                .map(|k| (k.to_string(), item[*k].clone()))
+                .collect();
+            out.insert(encode_item(&keys).unwrap(), item.clone());
+        }
+    }
+    out
+}
+
 /// Waits until the archive under `archive` holds at least `n` rows; returns them.
 pub async fn wait_for_rows(archive: &Path, n: usize, timeout: Duration) -> Vec<Row> {
     let archive = archive.to_owned();
