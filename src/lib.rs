@@ -14,6 +14,7 @@
 //! - [`leases`]: the lease table, holding each shard's owner and checkpoint.
 //! - [`pipeline`]: the worker that owns the shard map and one task per shard.
 //! - [`backfill`]: a table's existing items by parallel Scan, resumable, as SNAPSHOT rows.
+//! - [`export`]: a DynamoDB Export to S3 (full or incremental) converted into the archive.
 //! - [`metrics`], [`http`]: Prometheus metrics and the `/healthz`, `/readyz`, `/metrics` endpoint.
 //! - [`backoff`]: exponential backoff with jitter for the archiver's retry loops.
 //! - [`aws`]: SDK clients from the standard credential and endpoint chain.
@@ -28,6 +29,7 @@ pub mod backoff;
 pub mod cmd;
 pub mod config;
 pub mod encode;
+pub mod export;
 pub mod http;
 pub mod leases;
 pub mod lineage;

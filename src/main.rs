@@ -4,7 +4,9 @@
 use clap::Parser;
 use dynamo_archiver::cmd::{self, CommandError};
 use dynamo_archiver::config::cli::{Cli, Command};
-use dynamo_archiver::config::{BackfillConfig, LeasesConfig, RunConfig, SchemaConfig};
+use dynamo_archiver::config::{
+    BackfillConfig, ImportExportConfig, LeasesConfig, RunConfig, SchemaConfig,
+};
 use dynamo_archiver::telemetry;
 use tokio_util::sync::CancellationToken;
 
@@ -41,8 +43,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(config.log.format);
             with_signals(|shutdown| cmd::backfill::run(config, shutdown))
         }
-        Command::ImportExport(_) => {
-            Err(CommandError::Config("import-export: not built yet".into()).into())
+        Command::ImportExport(args) => {
+            let config = ImportExportConfig::resolve(&args).map_err(CommandError::from)?;
+            telemetry::init(config.log.format);
+            with_signals(|shutdown| cmd::import_export::run(config, shutdown))
         }
         Command::Schema(args) => {
             let config = SchemaConfig::resolve(&args).map_err(CommandError::from)?;

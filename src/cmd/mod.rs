@@ -1,6 +1,7 @@
 //! The commands, one file each. `main.rs` parses arguments and calls these.
 
 pub mod backfill;
+pub mod import_export;
 pub mod leases;
 pub mod run;
 pub mod schema;

@@ -264,6 +264,16 @@ pub struct ImportExportArgs {
     #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
     pub archive: Option<String>,
 
+    /// Key attribute names of a full export's table, partition key first (`pk` or `pk,sk`).
+    /// [default: read from DescribeTable on --table]
+    #[arg(
+        long,
+        env = "ARCHIVER_KEY_ATTRIBUTES",
+        value_delimiter = ',',
+        value_name = "NAMES"
+    )]
+    pub key_attributes: Vec<String>,
+
     /// Data files converted at the same time. [default: the number of CPUs, at most 8]
     #[arg(long, env = "ARCHIVER_PARALLEL", value_name = "N")]
     pub parallel: Option<u32>,

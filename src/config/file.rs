@@ -32,6 +32,7 @@ pub struct FileConfig {
     pub new_scan: Option<bool>,
     pub progress: Option<super::cli::ProgressMode>,
     pub export: Option<String>,
+    pub key_attributes: Option<Vec<String>>,
 }
 
 impl FileConfig {

@@ -514,6 +514,8 @@ impl BackfillConfig {
 #[derive(Debug, Clone)]
 pub struct ImportExportConfig {
     pub export: String,
+    /// Key attribute names for full exports; `None`: from DescribeTable.
+    pub key_attributes: Option<Vec<String>>,
     pub table: TableName,
     pub archive: ArchiveUri,
     pub parallel: usize,
@@ -543,8 +545,26 @@ impl ImportExportConfig {
             });
         }
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let key_attributes: Vec<String> = if args.key_attributes.is_empty() {
+            file.key_attributes.clone().unwrap_or_default()
+        } else {
+            args.key_attributes.clone()
+        };
+        let key_attributes: Vec<String> = key_attributes
+            .iter()
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty())
+            .collect();
+        if key_attributes.len() > 2 {
+            return Err(ConfigError::BadValue {
+                option: "--key-attributes",
+                message: "a DynamoDB key has one or two attributes: PARTITION_KEY[,SORT_KEY]"
+                    .into(),
+            });
+        }
         Ok(Self {
             export,
+            key_attributes: (!key_attributes.is_empty()).then_some(key_attributes),
             table: tables.remove(0),
             archive: required_archive(args.archive.as_ref(), &file)?,
             parallel: parallel(args.parallel, &file)?.unwrap_or(cpus.min(8)),

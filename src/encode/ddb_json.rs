@@ -236,6 +236,13 @@ fn shape(path: &str, message: impl Into<String>) -> DecodeError {
     }
 }
 
+/// Decodes an item already parsed as JSON (a line of a DynamoDB Export, say).
+pub fn decode_item_value(
+    v: &serde_json::Value,
+) -> Result<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, DecodeError> {
+    decode_map(v, "")
+}
+
 fn decode_map(
     v: &serde_json::Value,
     path: &str,
