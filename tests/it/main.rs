@@ -7,6 +7,7 @@ mod backfill;
 mod bad_input;
 mod crash;
 mod fidelity;
+mod import_export;
 mod leases_cmd;
 mod s3_sink;
 mod stream_archive;
