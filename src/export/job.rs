@@ -117,7 +117,7 @@ pub async fn import(
     let prefix = imports_prefix(table, &summary.export_id);
     let markers = sink.list(&prefix).await?;
     let finished_key = format!("{prefix}finished.json");
-    if markers.iter().any(|k| *k == finished_key) {
+    if markers.contains(&finished_key) {
         let marker = read_json(sink, &finished_key).await?;
         return Ok(Outcome::AlreadyFinished(marker));
     }
