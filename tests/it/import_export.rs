@@ -264,7 +264,7 @@ async fn an_incremental_export_becomes_changes_by_day() {
     // 2026-11-18 and 2026-11-19, microseconds.
     let day1 = 1_794_960_000_000_000i64 + 5_000_123;
     let day2 = day1 + 86_400_000_000;
-    let changes = vec![
+    let changes = [
         Change {
             micros: day1,
             keys: key(1),
@@ -317,28 +317,15 @@ async fn an_incremental_export_becomes_changes_by_day() {
     let (code, out, err) = import(&stack, folder.to_str().unwrap(), &archive, &[]);
     assert_eq!(code, 0, "{out}\n{err}");
     let rows = read_archive(&archive);
-    let got: BTreeMap<String, (String, i64, String, Option<String>, Option<String>)> = rows
-        .iter()
-        .map(|r| {
-            let dt = r.file.split("/dt=").nth(1).unwrap()[..10].to_owned();
-            (
-                r.keys.clone(),
-                (
-                    r.event_name.clone(),
-                    r.event_time_ms,
-                    dt,
-                    r.new_image.clone(),
-                    r.old_image.clone(),
-                ),
-            )
-        })
-        .collect();
+    let got: BTreeMap<&str, &Row> = rows.iter().map(|r| (r.keys.as_str(), r)).collect();
     let want_name = ["INSERT", "MODIFY", "REMOVE", "MODIFY"];
     assert_eq!(got.len(), 4);
     for (c, name) in changes.iter().zip(want_name) {
-        let (n, t, dt, new, old) = &got[&encode_item(&c.keys).unwrap()];
+        let r = got[encode_item(&c.keys).unwrap().as_str()];
+        let (n, t, new, old) = (&r.event_name, r.event_time_ms, &r.new_image, &r.old_image);
+        let dt = &r.file.split("/dt=").nth(1).unwrap()[..10];
         assert_eq!(n, name);
-        assert_eq!(*t, c.micros / 1000);
+        assert_eq!(t, c.micros / 1000);
         let want_dt = if c.micros < day2 {
             "2026-11-18"
         } else {
