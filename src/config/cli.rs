@@ -76,11 +76,12 @@ pub struct RunArgs {
     )]
     pub tables: Vec<String>,
 
-    /// Parquet output: `s3://bucket/prefix` or a local directory.
+    /// Parquet output: `s3://bucket/prefix` or a local directory. [required: this or --firehose]
     #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
     pub archive: Option<String>,
 
-    /// Firehose delivery stream: JSON-lines output instead of Parquet.
+    /// Firehose delivery stream: JSON-lines output instead of Parquet. [required: this or
+    /// --archive]
     #[arg(long, env = "ARCHIVER_FIREHOSE", value_name = "NAME")]
     pub firehose: Option<String>,
 

@@ -165,7 +165,7 @@ async fn killed_backfill_resumes_without_duplicates_on_s3() {
     ];
     let s3 = stack.s3.clone().unwrap();
     let mut kills = 0;
-    for round in 0..3 {
+    for round in 0..4 {
         let mut a = Archiver::start(&stack, &args);
         // Kill once a few more files have landed than before this round.
         let before = read_s3_archive(&s3, "snapshots", "a/orders/")
@@ -183,8 +183,20 @@ async fn killed_backfill_resumes_without_duplicates_on_s3() {
         if a.exited_within(Duration::ZERO).is_some() {
             break;
         }
-        a.signal("KILL");
-        a.wait(Duration::from_secs(10));
+        if round == 0 {
+            // SIGTERM: the segments publish what they hold and the run says how to go on.
+            a.signal("TERM");
+            let status = a.wait(Duration::from_secs(20));
+            assert!(status.success(), "{}", a.log_text());
+            assert!(
+                a.log_text().contains("stopped; run the same command again"),
+                "{}",
+                a.log_text()
+            );
+        } else {
+            a.signal("KILL");
+            a.wait(Duration::from_secs(10));
+        }
         kills += 1;
         assert!(landed < truth.len(), "round {round}: killed mid-way");
         if round > 0 {
@@ -279,6 +291,13 @@ async fn max_rcu_is_honoured() {
         "{rate:.1} RCU/s is far below the cap of {cap}: {out}"
     );
     assert_eq!(read_archive(&archive).len(), 6_000);
+    // The run logged its progress (not a terminal: a line every few seconds).
+    assert!(
+        err.contains("backfill metered")
+            && err.contains("RCU/s")
+            && err.contains("items of ~6,000"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

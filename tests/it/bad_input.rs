@@ -154,3 +154,54 @@ fn help_documents_every_option_with_default_and_variable() {
         );
     }
 }
+
+/// Every option of every command names its environment variable (the SPEC's one pattern:
+/// `--some-option` / `ARCHIVER_SOME_OPTION`) and its default, or says it is required.
+#[test]
+fn every_command_documents_each_option_the_same_way() {
+    for command in ["run", "leases", "schema", "backfill", "import-export"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dynamo-archiver"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        let mut blocks: Vec<String> = Vec::new();
+        for line in help
+            .lines()
+            .skip_while(|l| !l.starts_with("Options:"))
+            .skip(1)
+        {
+            let indent = line.len() - line.trim_start().len();
+            if indent <= 6 && line.trim_start().starts_with('-') {
+                blocks.push(line.trim().to_owned());
+            } else if let Some(b) = blocks.last_mut() {
+                b.push(' ');
+                b.push_str(line.trim());
+            }
+        }
+        assert!(blocks.len() > 3, "{command}: {help}");
+        for block in blocks {
+            let flag = block
+                .split_whitespace()
+                .find(|w| w.starts_with("--"))
+                .unwrap()
+                .trim_end_matches(',');
+            if flag == "--help" || flag == "--version" {
+                continue;
+            }
+            let mut env = format!("ARCHIVER_{}", flag[2..].replace('-', "_").to_uppercase());
+            if env == "ARCHIVER_TABLE" {
+                env.push('S');
+            }
+            assert!(
+                block.contains(&format!("[env: {env}=")),
+                "{command} {flag} does not name {env}: {block}"
+            );
+            let documented = block.contains("[default:") || block.contains("[required");
+            assert!(
+                documented || flag == "--config",
+                "{command} {flag} names no default: {block}"
+            );
+        }
+    }
+}
