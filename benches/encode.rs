@@ -6,12 +6,14 @@
 //!   cargo bench --bench encode                 # defaults: 300 pages of 1,000 records of ~1.4 KB
 //!   cargo bench --bench encode -- --pages 50
 
+mod common;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
+use common::peak_rss_mib;
 use dynamo_archiver::encode::parquet::SpoolWriter;
 use dynamo_archiver::encode::record::{from_stream_record, ChangeRecord};
 use dynamo_archiver::types::{ShardId, StreamArn, TableName};
@@ -86,18 +88,6 @@ fn get_records_body(n: usize, page: usize) -> String {
         })
         .collect();
     serde_json::json!({"Records": records, "NextShardIterator": "next"}).to_string()
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn main() {

@@ -17,6 +17,7 @@
 //! - [`export`]: a DynamoDB Export to S3 (full or incremental) converted into the archive.
 //! - [`metrics`], [`http`]: Prometheus metrics and the `/healthz`, `/readyz`, `/metrics` endpoint.
 //! - [`backoff`]: exponential backoff with jitter for the archiver's retry loops.
+//! - [`clock`]: wall-clock time in the archive's units.
 //! - [`aws`]: SDK clients from the standard credential and endpoint chain.
 //! - [`cmd`]: one module per command; `main.rs` only parses and dispatches.
 //!
@@ -26,6 +27,7 @@
 pub mod aws;
 pub mod backfill;
 pub mod backoff;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod encode;

@@ -96,11 +96,11 @@ pub async fn backfill_table(
     let markers = sink.list(&plan::markers_prefix(table)).await?;
     let started = match plan::choose_scan(&markers, settings.new_scan) {
         ScanChoice::Finished(id) => {
-            let marker: FinishedMarker = read_json(sink, &plan::finished_key(table, &id)).await?;
+            let marker: FinishedMarker = sink.read_json(&plan::finished_key(table, &id)).await?;
             return Ok(Outcome::AlreadyFinished(marker));
         }
         ScanChoice::Resume(id) => {
-            let marker: StartedMarker = read_json(sink, &plan::started_key(table, &id)).await?;
+            let marker: StartedMarker = sink.read_json(&plan::started_key(table, &id)).await?;
             if let Some(given) = settings.segments.filter(|n| *n != marker.segments) {
                 return Err(BackfillError::SegmentsMismatch {
                     table: table.clone(),
@@ -126,6 +126,11 @@ pub async fn backfill_table(
         states.iter().filter(|(s, _)| s.finished).count() as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
+    let parallel = settings
+        .parallel
+        .unwrap_or(DEFAULT_MAX_PARALLEL)
+        .min(started.segments as usize)
+        .max(1);
     let ctx = Arc::new(JobCtx {
         client: client.clone(),
         table: info.clone(),
@@ -137,7 +142,8 @@ pub async fn backfill_table(
         spool_dir: settings.spool_dir.clone(),
         sink: sink.clone(),
         pacer: Pacer::new(settings.max_rcu),
-        page_budget: settings.max_rcu.map(|r| (r / 4.0).max(1.0)),
+        max_rcu: settings.max_rcu,
+        parallel,
         progress: progress.clone(),
         stop: stop.child_token(),
     });
@@ -154,11 +160,6 @@ pub async fn backfill_table(
         reporter_stop.clone(),
     );
     let began = Instant::now();
-    let parallel = settings
-        .parallel
-        .unwrap_or(DEFAULT_MAX_PARALLEL)
-        .min(started.segments as usize)
-        .max(1);
     let result = run_segments(ctx.clone(), states, parallel).await;
     reporter_stop.cancel();
     let _ = reporter.await;
@@ -179,7 +180,7 @@ pub async fn backfill_table(
                 items,
                 files,
                 started_at: started.started_at.clone(),
-                finished_at: now_rfc3339(),
+                finished_at: crate::clock::now_rfc3339(),
                 archiver_version: env!("CARGO_PKG_VERSION").to_owned(),
             };
             let key = plan::finished_key(table, &scan_id);
@@ -203,7 +204,7 @@ fn warn_about_the_stream(info: &TableInfo) {
 }
 
 async fn start_scan(settings: &Settings, info: &TableInfo) -> Result<StartedMarker, BackfillError> {
-    let scan_id = plan::scan_id(now_ms());
+    let scan_id = plan::scan_id(crate::clock::now_ms());
     let marker = StartedMarker {
         scan_id: scan_id.clone(),
         table: info.name.to_string(),
@@ -211,7 +212,7 @@ async fn start_scan(settings: &Settings, info: &TableInfo) -> Result<StartedMark
             .segments
             .unwrap_or_else(|| plan::default_segments(info.size_bytes)),
         consistent_read: settings.consistent_read,
-        started_at: now_rfc3339(),
+        started_at: crate::clock::now_rfc3339(),
         item_count_estimate: info.item_count,
         table_size_bytes: info.size_bytes,
         archiver_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -228,7 +229,7 @@ async fn start_scan(settings: &Settings, info: &TableInfo) -> Result<StartedMark
             Ok(marker)
         }
         // Another run started a scan in the same second: join it.
-        crate::sink::Published::AlreadyExisted { .. } => read_json(&settings.sink, &key).await,
+        crate::sink::Published::AlreadyExisted { .. } => Ok(settings.sink.read_json(&key).await?),
     }
 }
 
@@ -330,27 +331,4 @@ async fn run_segments(
     } else {
         Ok(None)
     }
-}
-
-async fn read_json<T: serde::de::DeserializeOwned>(
-    sink: &ArchiveSink,
-    key: &str,
-) -> Result<T, BackfillError> {
-    let bytes = sink.read(key, None).await?;
-    serde_json::from_slice(&bytes).map_err(|e| BackfillError::State {
-        location: key.to_owned(),
-        message: format!("not a marker this version can read: {e}"),
-    })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

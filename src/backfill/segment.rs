@@ -35,12 +35,14 @@ pub struct JobCtx {
     pub spool_dir: PathBuf,
     pub sink: ArchiveSink,
     pub pacer: Pacer,
-    /// With `--max-rcu`: the read capacity one page should cost (a quarter of a second's budget),
-    /// so consumption is smooth rather than 1 MB bursts.
-    pub page_budget: Option<f64>,
+    /// `--max-rcu`: pages are sized from it (see [`page_budget`]).
+    pub max_rcu: Option<f64>,
+    /// Segments read at the same time.
+    pub parallel: usize,
     pub progress: Arc<Progress>,
-    /// Cancelled on SIGINT/SIGTERM, or when another segment failed: finish the current page,
-    /// publish what is held, stop.
+    /// Cancelled on SIGINT/SIGTERM, or when another segment failed: a page in flight is
+    /// abandoned (it is read again next time), the pages already read are published, then the
+    /// segment stops.
     pub stop: CancellationToken,
 }
 
@@ -71,23 +73,26 @@ pub async fn run_segment(
     let mut start = decode_resume_key(&ctx, &state)?;
     let mut estimate = 1.0;
     let mut units_per_item: Option<f64> = None;
+    let mut latency = Duration::ZERO;
     let mut open: Option<OpenFile> = None;
     while !state.finished {
         let limit = ctx
-            .page_budget
-            .map(|budget| page_limit(budget, units_per_item));
+            .max_rcu
+            .map(|rate| page_limit(page_budget(rate, ctx.parallel, latency), units_per_item));
+        let asked = std::time::Instant::now();
         let page = tokio::select! {
             biased;
             _ = ctx.stop.cancelled() => None,
             page = next_page(&ctx, segment, start.clone(), estimate, limit) => Some(page?),
         };
         let Some(page) = page else { break };
+        latency = asked.elapsed();
         estimate = page.consumed.max(0.5);
         if !page.items.is_empty() && page.consumed > 0.0 {
             units_per_item = Some(page.consumed / page.items.len() as f64);
         }
         ctx.progress.add_rcu(page.consumed);
-        let read_at = now_ms();
+        let read_at = crate::clock::now_ms();
         let file = match &mut open {
             Some(f) => f,
             None => open.insert(OpenFile {
@@ -139,12 +144,29 @@ pub async fn run_segment(
             files: state.next_file,
         })
     } else {
-        if let Some(f) = open {
-            // Stopped before the first page of a new file: nothing to keep.
-            let _ = std::fs::remove_file(f.writer.path());
+        match open {
+            // Stopped while the next page was awaited: keep the pages already read. `start` is
+            // where the segment goes on after them.
+            Some(file) if file.rows > 0 => {
+                let resume = encode_resume_key(&ctx, start.as_ref())?;
+                publish_file(&ctx, index, state, previous_sha, file, resume).await?;
+            }
+            Some(file) => {
+                let _ = std::fs::remove_file(file.writer.path());
+            }
+            None => {}
         }
         Ok(SegmentOutcome::Stopped)
     }
+}
+
+fn encode_resume_key(ctx: &JobCtx, key: Option<&Item>) -> Result<Option<String>, BackfillError> {
+    key.map(encode_item)
+        .transpose()
+        .map_err(|e| BackfillError::Item {
+            table: ctx.table.name.clone(),
+            message: format!("LastEvaluatedKey: {e}"),
+        })
 }
 
 fn decode_resume_key(ctx: &JobCtx, state: &SegmentState) -> Result<Option<Item>, BackfillError> {
@@ -205,6 +227,16 @@ async fn next_page(
     }
 }
 
+/// The read capacity one page of a segment should cost under `--max-rcu`: a quarter of a second's
+/// budget, so that consumption is smooth rather than 1 MB bursts (a 1 MB page costs 128 RCU) —
+/// but no less than the segment's share of what one round trip must carry for the segments
+/// together to reach the rate when the table answers slowly.
+pub fn page_budget(rate: f64, parallel: usize, latency: Duration) -> f64 {
+    let smooth = rate / 4.0;
+    let share = rate * latency.as_secs_f64() * 1.5 / parallel.max(1) as f64;
+    smooth.max(share).max(1.0)
+}
+
 /// Items per page so that a page costs about `budget` units, learned from the previous page;
 /// a few items for the first.
 fn page_limit(budget: f64, units_per_item: Option<f64>) -> i32 {
@@ -247,7 +279,7 @@ fn snapshot_row(ctx: &JobCtx, item: &Item, read_at_ms: i64) -> Result<ChangeReco
 }
 
 fn write_row_group(file: &mut OpenFile) -> Result<(), BackfillError> {
-    file.writer.write(&file.buffer, now_ms())?;
+    file.writer.write(&file.buffer, crate::clock::now_ms())?;
     file.buffer.clear();
     file.buffered_bytes = 0;
     Ok(())
@@ -330,12 +362,6 @@ async fn publish_file(
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn spool_path(ctx: &JobCtx, segment: u32, file: u32) -> PathBuf {
     ctx.spool_dir.join(format!(
         "backfill-{}-{}-{segment:06}-{file:06}.{}.parquet",
@@ -343,4 +369,32 @@ fn spool_path(ctx: &JobCtx, segment: u32, file: u32) -> PathBuf {
         ctx.scan_id,
         std::process::id()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_grow_when_the_table_answers_slowly() {
+        let ms = Duration::from_millis;
+        // (rate, parallel, latency, budget)
+        let cases = [
+            (100.0, 4, ms(20), 25.0),
+            (100.0, 4, ms(2000), 75.0),
+            (100.0, 1, ms(1000), 150.0),
+            (2.0, 4, ms(10), 1.0),
+            (1000.0, 16, ms(100), 250.0),
+        ];
+        for (rate, parallel, latency, want) in cases {
+            let got = page_budget(rate, parallel, latency);
+            assert!(
+                (got - want).abs() < 1e-9,
+                "{rate} {parallel} {latency:?}: {got}"
+            );
+        }
+        assert_eq!(page_limit(25.0, None), 10, "a few items first");
+        assert_eq!(page_limit(25.0, Some(0.5)), 50);
+        assert_eq!(page_limit(0.1, Some(0.5)), 1, "never an empty page");
+    }
 }

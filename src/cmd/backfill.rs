@@ -4,30 +4,17 @@ use super::CommandError;
 use crate::backfill::job::{self, Outcome, RunFigures, Settings};
 use crate::backfill::progress::thousands;
 use crate::config::BackfillConfig;
-use crate::sink::ArchiveSink;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(config: BackfillConfig, shutdown: CancellationToken) -> Result<(), CommandError> {
     let clients = crate::aws::load().await;
-    let sink = ArchiveSink::new(
+    let sink = super::prepare_archive(
         &config.archive,
         clients.s3.clone(),
         config.sse_kms_key.clone(),
-    );
-    let runtime = |e: &dyn std::fmt::Display| CommandError::Runtime(e.to_string());
-    sink.check_writable().await.map_err(|e| {
-        if e.is_retryable() {
-            runtime(&e)
-        } else {
-            CommandError::Config(e.to_string())
-        }
-    })?;
-    std::fs::create_dir_all(&config.spool_dir).map_err(|e| {
-        CommandError::Config(format!(
-            "cannot create --spool-dir {}: {e}",
-            config.spool_dir.display()
-        ))
-    })?;
+        &config.spool_dir,
+    )
+    .await?;
     let settings = Settings {
         sink,
         segments: config.segments,

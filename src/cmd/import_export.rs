@@ -5,7 +5,6 @@ use crate::backfill::progress::thousands;
 use crate::config::ImportExportConfig;
 use crate::export::job::{self, Outcome, Settings};
 use crate::export::source::ExportSource;
-use crate::sink::ArchiveSink;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(
@@ -15,24 +14,13 @@ pub async fn run(
     let clients = crate::aws::load().await;
     let source = ExportSource::parse(&config.export, clients.s3.clone())
         .map_err(|m| CommandError::Config(format!("invalid --export `{}`: {m}", config.export)))?;
-    let sink = ArchiveSink::new(
+    let sink = super::prepare_archive(
         &config.archive,
         clients.s3.clone(),
         config.sse_kms_key.clone(),
-    );
-    sink.check_writable().await.map_err(|e| {
-        if e.is_retryable() {
-            CommandError::Runtime(e.to_string())
-        } else {
-            CommandError::Config(e.to_string())
-        }
-    })?;
-    std::fs::create_dir_all(&config.spool_dir).map_err(|e| {
-        CommandError::Config(format!(
-            "cannot create --spool-dir {}: {e}",
-            config.spool_dir.display()
-        ))
-    })?;
+        &config.spool_dir,
+    )
+    .await?;
     let settings = Settings {
         sink,
         table: config.table.clone(),

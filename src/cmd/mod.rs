@@ -29,3 +29,28 @@ impl From<crate::config::ConfigError> for CommandError {
         Self::Config(e.to_string())
     }
 }
+
+/// The archive of a one-shot command (backfill, import-export), checked writable, and its spool
+/// folder, created.
+pub async fn prepare_archive(
+    archive: &crate::config::ArchiveUri,
+    s3: aws_sdk_s3::Client,
+    sse_kms_key: Option<String>,
+    spool_dir: &std::path::Path,
+) -> Result<crate::sink::ArchiveSink, CommandError> {
+    let sink = crate::sink::ArchiveSink::new(archive, s3, sse_kms_key);
+    sink.check_writable().await.map_err(|e| {
+        if e.is_retryable() {
+            CommandError::Runtime(e.to_string())
+        } else {
+            CommandError::Config(e.to_string())
+        }
+    })?;
+    std::fs::create_dir_all(spool_dir).map_err(|e| {
+        CommandError::Config(format!(
+            "cannot create --spool-dir {}: {e}",
+            spool_dir.display()
+        ))
+    })?;
+    Ok(sink)
+}

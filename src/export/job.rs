@@ -118,7 +118,7 @@ pub async fn import(
     let markers = sink.list(&prefix).await?;
     let finished_key = format!("{prefix}finished.json");
     if markers.contains(&finished_key) {
-        let marker = read_json(sink, &finished_key).await?;
+        let marker = sink.read_json(&finished_key).await?;
         return Ok(Outcome::AlreadyFinished(marker));
     }
     let key_names = match (summary.export_type, &settings.key_names) {
@@ -176,7 +176,7 @@ pub async fn import(
         table: table.to_string(),
         items: summary.item_count,
         data_files: files.len() as u64,
-        finished_at: crate::backfill::job::now_rfc3339(),
+        finished_at: crate::clock::now_rfc3339(),
         archiver_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let body = serde_json::to_vec_pretty(&marker).expect("a marker serialises");
@@ -193,13 +193,21 @@ async fn key_names_of(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &TableName,
 ) -> Result<Vec<String>, ExportError> {
-    crate::backfill::scan::describe(dynamodb, table)
-        .await
-        .map(|info| info.key_names)
-        .map_err(|e| ExportError::KeyAttributes {
-            table: table.to_string(),
-            message: format!("DescribeTable: {e}"),
-        })
+    use crate::backfill::scan::ScanError;
+    match crate::backfill::scan::describe(dynamodb, table).await {
+        Ok(info) => Ok(info.key_names),
+        Err(e @ (ScanError::NoTable(_) | ScanError::AccessDenied { .. })) => {
+            Err(ExportError::KeyAttributes {
+                table: table.to_string(),
+                message: format!("DescribeTable: {e}"),
+            })
+        }
+        // Throttling or a 5xx: running again helps; the hint about --key-attributes would not.
+        Err(e) => Err(ExportError::Source {
+            location: format!("DescribeTable {table}"),
+            message: e.to_string(),
+        }),
+    }
 }
 
 /// Converts `pending` files, `parallel` at a time. `Ok(true)` when all are done; `Ok(false)` when
@@ -214,13 +222,11 @@ async fn convert_all(
     stop: &CancellationToken,
 ) -> Result<bool, ExportError> {
     let mut tasks = tokio::task::JoinSet::new();
-    let mut queue = pending.into_iter();
+    let mut queue = pending.into_iter().peekable();
     let mut first_error = None;
-    let mut all_started = false;
     loop {
         while tasks.len() < settings.parallel && first_error.is_none() && !stop.is_cancelled() {
             let Some(data) = queue.next() else {
-                all_started = true;
                 break;
             };
             let (source, settings, conv, progress) = (
@@ -251,7 +257,8 @@ async fn convert_all(
     }
     match first_error {
         Some(e) => Err(e),
-        None => Ok(all_started),
+        // Complete when every file was started (and, the set being drained, finished).
+        None => Ok(queue.peek().is_none()),
     }
 }
 
@@ -272,7 +279,7 @@ async fn one_file(
         local.path.clone(),
         location.clone(),
     );
-    let archived_at = now_ms();
+    let archived_at = crate::clock::now_ms();
     let converted = tokio::task::spawn_blocking(move || {
         convert::convert_file(&conv2, &data2, &path, &loc2, archived_at)
     })
@@ -320,21 +327,4 @@ async fn one_file(
         .await?;
     progress.items.fetch_add(converted.items, Ordering::Relaxed);
     Ok(())
-}
-
-async fn read_json<T: serde::de::DeserializeOwned>(
-    sink: &ArchiveSink,
-    key: &str,
-) -> Result<T, ExportError> {
-    let bytes = sink.read(key, None).await?;
-    serde_json::from_slice(&bytes).map_err(|e| ExportError::Manifest {
-        location: key.to_owned(),
-        message: format!("not a marker this version can read: {e}"),
-    })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -18,6 +18,11 @@ pub enum ExportSource {
     Local(PathBuf),
 }
 
+/// Checksum files are optional (exports have written `.md5`, the guide says `.checksum`).
+fn optional_name(name: &str) -> bool {
+    name.ends_with(".md5") || name.ends_with(".checksum")
+}
+
 /// A data file ready to be read from local disk.
 #[derive(Debug)]
 pub struct LocalData {
@@ -89,6 +94,11 @@ impl ExportSource {
                         Ok(Some(body.into_bytes().to_vec()))
                     }
                     Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
+                    // Without s3:ListBucket, S3 answers a missing object with 403, not 404.
+                    Err(e) if e.code() == Some("AccessDenied") && optional_name(name) => {
+                        tracing::warn!(object = %location, "cannot read it (403): treated as absent; grant s3:ListBucket on the export bucket to tell missing from forbidden");
+                        Ok(None)
+                    }
                     Err(e) => Err(ExportError::Source {
                         location,
                         message: DisplayErrorContext(&e).to_string(),

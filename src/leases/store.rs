@@ -305,7 +305,7 @@ impl LeaseStore {
         existing: Option<&Lease>,
     ) -> Result<Lease, LeaseError> {
         let key = LeaseKey::new(table, stream, shard);
-        let now = now_ms();
+        let now = crate::clock::now_ms();
         match existing {
             None => {
                 let lease = Lease {
@@ -519,7 +519,7 @@ impl LeaseStore {
             .expression_attribute_names("#u", attr::UPDATED_AT)
             .expression_attribute_values(":me", A::S(self.worker_id.clone()))
             .expression_attribute_values(":one", A::N("1".into()))
-            .expression_attribute_values(":now", A::N(now_ms().to_string()))
+            .expression_attribute_values(":now", A::N(crate::clock::now_ms().to_string()))
     }
 
     fn conditional<E, R>(&self, op: &'static str, key: &LeaseKey, e: SdkError<E, R>) -> LeaseError
@@ -580,8 +580,4 @@ impl LeaseStore {
                 .and_then(|n| n.parse().ok()),
         })
     }
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }

@@ -313,7 +313,7 @@ impl ShardTask {
     /// Brings the checkpoint up to the archive after a crash (see `recover`). Returns true when the
     /// archive shows the shard already ended.
     async fn recover(&mut self) -> Result<bool, ShardError> {
-        let today = dt_of_millis(now_ms());
+        let today = dt_of_millis(crate::clock::now_ms());
         let mut keys = Vec::new();
         for day in listing_days(self.lease.last_file_key.as_deref(), &today) {
             let prefix = format!("{}/dt={day}/{}_", self.lease.table, self.lease.shard);
@@ -415,7 +415,7 @@ impl ShardTask {
         open.pending_bytes = 0;
         let (writer, result) = tokio::task::spawn_blocking(move || {
             let mut writer = writer;
-            let r = writer.write(&rows, now_ms());
+            let r = writer.write(&rows, crate::clock::now_ms());
             (writer, r)
         })
         .await
@@ -494,7 +494,7 @@ impl ShardTask {
             .last_file_key
             .as_deref()
             .and_then(dt_of_key)
-            .map_or_else(|| dt_of_millis(now_ms()), str::to_owned);
+            .map_or_else(|| dt_of_millis(crate::clock::now_ms()), str::to_owned);
         let key = shard_end_key(&self.lease.table, &dt, &self.lease.shard);
         self.publish_and_checkpoint(&key, spooled, Checkpoint::ShardEnd, Instant::now())
             .await?;
@@ -678,8 +678,4 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }

@@ -178,6 +178,22 @@ impl ArchiveSink {
         }
     }
 
+    /// A stored JSON object (a marker), parsed; one this version cannot read is an `Io` error of
+    /// kind `InvalidData` naming the key.
+    pub async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<T, SinkError> {
+        let bytes = self.read(key, None).await?;
+        serde_json::from_slice(&bytes).map_err(|e| SinkError::Io {
+            location: key.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a marker this version can read: {e}"),
+            ),
+        })
+    }
+
     /// The key-value metadata of a stored Parquet file, read from its footer only.
     pub async fn file_metadata(
         &self,

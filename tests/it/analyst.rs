@@ -5,7 +5,7 @@ use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
 use std::time::Duration;
 
-fn duckdb(sql: &str) -> String {
+pub(crate) fn duckdb(sql: &str) -> String {
     let python = repo().join(".local/venv/bin/python");
     let script = "import duckdb, json, sys\nrows = duckdb.connect().execute(sys.argv[1]).fetchall()\nprint(json.dumps([list(map(str, r)) for r in rows]))";
     let out = std::process::Command::new(python)

@@ -448,30 +448,7 @@ async fn s3_archive_on_an_object_lock_bucket() {
     let rows = poll("300 rows in S3", Duration::from_secs(90), || {
         let s3 = s3.clone();
         async move {
-            let listed = s3
-                .list_objects_v2()
-                .bucket("archive")
-                .prefix("prod/ledger/")
-                .send()
-                .await
-                .ok()?;
-            let mut rows = Vec::new();
-            for o in listed.contents() {
-                let key = o.key().unwrap().to_owned();
-                let body = s3
-                    .get_object()
-                    .bucket("archive")
-                    .key(&key)
-                    .send()
-                    .await
-                    .ok()?
-                    .body
-                    .collect()
-                    .await
-                    .ok()?
-                    .into_bytes();
-                rows.extend(read_parquet_bytes(&key, body));
-            }
+            let rows = read_s3_archive(&s3, "archive", "prod/ledger/").await?;
             (rows.len() >= 300).then_some(rows)
         }
     })

@@ -1,0 +1,13 @@
+//! Wall-clock time as the archive writes it: milliseconds since the epoch (UTC) and RFC 3339.
+
+/// Now, in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Now, as RFC 3339 in UTC (markers and reports).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
