@@ -14,6 +14,7 @@
 //! - [`leases`]: the lease table, holding each shard's owner and checkpoint.
 //! - [`pipeline`]: the worker that owns the shard map and one task per shard.
 //! - [`backfill`]: a table's existing items by parallel Scan, resumable, as SNAPSHOT rows.
+//! - [`audit`]: `verify`: checks that the archive is complete and untampered.
 //! - [`export`]: a DynamoDB Export to S3 (full or incremental) converted into the archive.
 //! - [`metrics`], [`http`]: Prometheus metrics and the `/healthz`, `/readyz`, `/metrics` endpoint.
 //! - [`backoff`]: exponential backoff with jitter for the archiver's retry loops.
@@ -24,6 +25,7 @@
 //! The data flow, end to end, is told in `docs/ARCHITECTURE.md`; the archive's layout and schema
 //! in `docs/ARCHIVE.md`.
 
+pub mod audit;
 pub mod aws;
 pub mod backfill;
 pub mod backoff;

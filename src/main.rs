@@ -5,7 +5,7 @@ use clap::Parser;
 use dynamo_archiver::cmd::{self, CommandError};
 use dynamo_archiver::config::cli::{Cli, Command};
 use dynamo_archiver::config::{
-    BackfillConfig, ImportExportConfig, LeasesConfig, RunConfig, SchemaConfig,
+    BackfillConfig, ImportExportConfig, LeasesConfig, RunConfig, SchemaConfig, VerifyConfig,
 };
 use dynamo_archiver::telemetry;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +47,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let config = ImportExportConfig::resolve(&args).map_err(CommandError::from)?;
             telemetry::init(config.log.format);
             with_signals(|shutdown| cmd::import_export::run(config, shutdown))
+        }
+        Command::Verify(args) => {
+            let config = VerifyConfig::resolve(&args).map_err(CommandError::from)?;
+            telemetry::init(config.log.format);
+            with_signals(|_| cmd::verify::run(config))
         }
         Command::Schema(args) => {
             let config = SchemaConfig::resolve(&args).map_err(CommandError::from)?;

@@ -322,6 +322,10 @@ async fn publish_file(
     }
     if let Some(sha) = previous_sha {
         metadata.push((meta::PREVIOUS_SHA256.to_owned(), hex::encode(sha)));
+        if let Some(n) = state.next_file.checked_sub(1) {
+            let previous = plan::file_key(&ctx.table.name, &ctx.dt, &ctx.scan_id, index, n);
+            metadata.push((meta::PREVIOUS_FILE.to_owned(), previous));
+        }
     }
     let spooled = file.writer.finish(metadata)?;
     let key = plan::file_key(

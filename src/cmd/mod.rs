@@ -5,6 +5,7 @@ pub mod import_export;
 pub mod leases;
 pub mod run;
 pub mod schema;
+pub mod verify;
 
 /// How a command failed: a usage or configuration problem (exit 2) or a runtime failure (exit 1).
 #[derive(Debug, thiserror::Error)]

@@ -31,6 +31,9 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Convert a DynamoDB Export to S3 (DYNAMODB_JSON, full or incremental) into the archive.
     ImportExport(ImportExportArgs),
+    /// Check an archive: every shard's chain of files intact, lineage complete, no duplicates.
+    /// Exit 1 on a problem.
+    Verify(VerifyArgs),
 }
 
 /// Options every command shares.
@@ -291,4 +294,32 @@ pub struct ImportExportArgs {
     /// Progress output: `auto`, `bar`, `log` or `off`. [default: auto]
     #[arg(long, env = "ARCHIVER_PROGRESS", value_name = "P")]
     pub progress: Option<ProgressMode>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The archive to check: `s3://bucket/prefix` or a local directory. [required]
+    #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
+    pub archive: Option<String>,
+
+    /// Only these tables (repeatable). [default: every table folder in the archive]
+    #[arg(
+        long = "table",
+        env = "ARCHIVER_TABLES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tables: Vec<String>,
+
+    /// Only `dt` folders from this day on (YYYY-MM-DD); chains may then begin inside the window.
+    /// [default: the whole archive]
+    #[arg(long, env = "ARCHIVER_SINCE", value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// Print the report as JSON. [default: false]
+    #[arg(long, env = "ARCHIVER_JSON")]
+    pub json: bool,
 }

@@ -33,6 +33,7 @@ pub struct FileConfig {
     pub progress: Option<super::cli::ProgressMode>,
     pub export: Option<String>,
     pub key_attributes: Option<Vec<String>>,
+    pub since: Option<String>,
 }
 
 impl FileConfig {

@@ -8,7 +8,7 @@ pub mod units;
 use crate::types::TableName;
 use cli::{
     BackfillArgs, CommonArgs, ImportExportArgs, LeasesArgs, LogFormat, ProgressMode, RunArgs,
-    SchemaArgs, StartPosition,
+    SchemaArgs, StartPosition, VerifyArgs,
 };
 use file::FileConfig;
 use std::net::SocketAddr;
@@ -574,6 +574,43 @@ impl ImportExportConfig {
                 .progress
                 .or(file.progress)
                 .unwrap_or(ProgressMode::Auto),
+            log: log_config(&args.common, &file),
+        })
+    }
+}
+
+/// The validated configuration of `dynamo-archiver verify`.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub archive: ArchiveUri,
+    /// Empty: every table folder.
+    pub tables: Vec<TableName>,
+    pub since: Option<String>,
+    pub json: bool,
+    pub log: LogConfig,
+}
+
+impl VerifyConfig {
+    pub fn resolve(args: &VerifyArgs) -> Result<Self, ConfigError> {
+        let file = load_file(&args.common)?;
+        let tables = match tables(&args.tables, file.tables.as_ref()) {
+            Ok(t) => t,
+            Err(ConfigError::NoTable) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let since = args.since.clone().or(file.since.clone());
+        if let Some(d) = &since {
+            let fmt = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(d, fmt).map_err(|_| ConfigError::BadValue {
+                option: "--since",
+                message: format!("`{d}` is not a date; write it as YYYY-MM-DD"),
+            })?;
+        }
+        Ok(Self {
+            archive: required_archive(args.archive.as_ref(), &file)?,
+            tables,
+            since,
+            json: args.json,
             log: log_config(&args.common, &file),
         })
     }

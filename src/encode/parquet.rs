@@ -36,6 +36,8 @@ pub mod meta {
     pub const ARCHIVER_VERSION: &str = "archiver_version";
     /// SHA-256 (hex) of the previous file of the same shard; absent on a shard's first file.
     pub const PREVIOUS_SHA256: &str = "previous_file_sha256";
+    /// The key (below the archive root) of that previous file, so a missing one can be named.
+    pub const PREVIOUS_FILE: &str = "previous_file";
     /// Where reading started when this is the shard's first file: `TRIM_HORIZON`, `LATEST`, or
     /// `AFTER_SEQUENCE_NUMBER:<n>`.
     pub const START_POSITION: &str = "start_position";

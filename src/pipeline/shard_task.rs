@@ -532,7 +532,12 @@ impl ShardTask {
             ),
         ];
         match self.lease.last_file_sha256 {
-            Some(sha) => kv.push((meta::PREVIOUS_SHA256.into(), hex::encode(sha))),
+            Some(sha) => {
+                kv.push((meta::PREVIOUS_SHA256.into(), hex::encode(sha)));
+                if let Some(key) = &self.lease.last_file_key {
+                    kv.push((meta::PREVIOUS_FILE.into(), key.clone()));
+                }
+            }
             None => kv.push((
                 meta::START_POSITION.into(),
                 match &self.lease.checkpoint {

@@ -77,6 +77,67 @@ impl LocalSink {
         .expect("read task does not panic")
     }
 
+    /// Every file below the folder `prefix`, at any depth (hidden files skipped).
+    pub async fn list_tree(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
+        let root = self.root.clone();
+        let prefix = prefix.trim_end_matches('/').to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut stack = vec![prefix];
+            while let Some(rel) = stack.pop() {
+                let dir = root.join(&rel);
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(source) => {
+                        return Err(SinkError::Io {
+                            location: dir.display().to_string(),
+                            source,
+                        })
+                    }
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') {
+                        continue;
+                    }
+                    let child = if rel.is_empty() {
+                        name
+                    } else {
+                        format!("{rel}/{name}")
+                    };
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push(child);
+                    } else {
+                        out.push(child);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .expect("list task does not panic")
+    }
+
+    /// The folders directly below the root.
+    pub async fn list_dirs(&self) -> Result<Vec<String>, SinkError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let entries = std::fs::read_dir(&root).map_err(|source| SinkError::Io {
+                location: root.display().to_string(),
+                source,
+            })?;
+            Ok(entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect())
+        })
+        .await
+        .expect("list task does not panic")
+    }
+
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
         // A prefix is a directory part plus a file-name start, as with S3.
         let (dir, start) = prefix.rsplit_once('/').unwrap_or(("", prefix));

@@ -215,6 +215,42 @@ impl ArchiveSink {
         crate::encode::parquet::key_value_metadata_of_tail(&tail).map_err(bad)
     }
 
+    /// Every key below the folder `prefix` (which ends in `/`), at any depth, sorted.
+    pub async fn list_tree(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
+        let mut keys = match self {
+            Self::S3(s) => s.list(prefix).await?,
+            Self::Local(s) => s.list_tree(prefix).await?,
+        };
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// The folders directly below the archive root: one per archived table.
+    pub async fn list_tables(&self) -> Result<Vec<String>, SinkError> {
+        let mut tables: Vec<String> = match self {
+            Self::S3(s) => s
+                .list("")
+                .await?
+                .iter()
+                .filter_map(|k| k.split_once('/').map(|(t, _)| t.to_owned()))
+                .collect(),
+            Self::Local(s) => s.list_dirs().await?,
+        };
+        tables.sort();
+        tables.dedup();
+        Ok(tables)
+    }
+
+    /// The SHA-256 recorded when the object was written (S3: its `sha256` metadata), to compare
+    /// with the bytes now stored; `None` where nothing is recorded apart from the bytes (a local
+    /// directory).
+    pub async fn recorded_sha256(&self, key: &str) -> Result<Option<[u8; 32]>, SinkError> {
+        match self {
+            Self::S3(s) => s.stored_sha256(key).await.map(Some),
+            Self::Local(_) => Ok(None),
+        }
+    }
+
     /// Keys (relative to the archive root) that start with `prefix`, in no particular order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
         match self {

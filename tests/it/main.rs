@@ -11,4 +11,5 @@ mod import_export;
 mod leases_cmd;
 mod s3_sink;
 mod stream_archive;
+mod verify;
 mod workers;

@@ -1,0 +1,182 @@
+//! What one archive file says about itself: its name, its footer, its rows, and its hash.
+
+use crate::encode::parquet::meta;
+use crate::sink::naming::{self, FileName};
+use crate::types::SequenceNumber;
+use arrow_array::{Array, StringArray, TimestampMillisecondArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// What kind of file a key names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Stream(FileName),
+    Snapshot {
+        scan: String,
+        segment: u32,
+        number: u32,
+    },
+    Export,
+    /// A `.parquet` file under a `dt=` folder that the archiver does not write.
+    Foreign,
+}
+
+/// The facts of one file, as read back from the archive.
+#[derive(Debug, Clone)]
+pub struct FileFacts {
+    pub key: String,
+    pub dt: Option<String>,
+    pub kind: Kind,
+    pub sha256: [u8; 32],
+    /// The hash recorded when it was written (S3 metadata), if any.
+    pub recorded_sha256: Option<[u8; 32]>,
+    pub metadata: BTreeMap<String, String>,
+    /// `Err`: the file cannot be read as the archive's Parquet.
+    pub rows: Result<RowFacts, String>,
+}
+
+/// What the rows hold, for the checks.
+#[derive(Debug, Clone, Default)]
+pub struct RowFacts {
+    pub count: u64,
+    pub first_sequence: Option<SequenceNumber>,
+    pub last_sequence: Option<SequenceNumber>,
+    /// Sequence numbers rise strictly from row to row.
+    pub ordered: bool,
+    /// Shard ids other than the one the name states.
+    pub foreign_shards: u64,
+    /// Rows whose `event_time` falls on another day than the `dt` folder.
+    pub outside_dt: u64,
+    /// 128-bit digests of the event ids (for finding duplicates at bounded memory).
+    pub event_ids: Vec<u128>,
+}
+
+pub fn kind_of(key: &str) -> Kind {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    if let Some(rest) = name.strip_prefix("snapshot-") {
+        // snapshot-<scan>-<segment>-<number>.parquet
+        let mut parts = rest.trim_end_matches(".parquet").rsplitn(3, '-');
+        if let (Some(n), Some(seg), Some(scan)) = (parts.next(), parts.next(), parts.next()) {
+            if let (Ok(number), Ok(segment)) = (n.parse(), seg.parse()) {
+                return Kind::Snapshot {
+                    scan: scan.to_owned(),
+                    segment,
+                    number,
+                };
+            }
+        }
+        return Kind::Foreign;
+    }
+    if name.starts_with("export-") {
+        return Kind::Export;
+    }
+    naming::parse_file_name(key).map_or(Kind::Foreign, Kind::Stream)
+}
+
+fn event_id_digest(id: &str) -> u128 {
+    let d = Sha256::digest(id.as_bytes());
+    u128::from_be_bytes(d[..16].try_into().expect("16 bytes"))
+}
+
+/// Reads a stored file's bytes into its facts.
+pub fn read_facts(key: &str, bytes: bytes::Bytes, recorded_sha256: Option<[u8; 32]>) -> FileFacts {
+    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
+    let dt = naming::dt_of_key(key).map(str::to_owned);
+    let kind = kind_of(key);
+    let mut metadata = BTreeMap::new();
+    let rows = (|| {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+        if let Some(kv) = builder.metadata().file_metadata().key_value_metadata() {
+            for e in kv {
+                metadata.insert(e.key.clone(), e.value.clone().unwrap_or_default());
+            }
+        }
+        let reader = builder
+            .with_batch_size(8192)
+            .build()
+            .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+        let named_shard = match &kind {
+            Kind::Stream(FileName::Records { shard, .. }) => Some(shard.as_str().to_owned()),
+            _ => None,
+        };
+        let mut facts = RowFacts {
+            ordered: true,
+            ..RowFacts::default()
+        };
+        for batch in reader {
+            let batch = batch.map_err(|e| format!("a row group cannot be read: {e}"))?;
+            let text = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+                    .ok_or_else(|| format!("no string column `{name}`"))
+            };
+            let ids = text("event_id")?;
+            let shards = text("shard_id")?;
+            let seqs = text("sequence_number")?;
+            let times = batch
+                .column_by_name("event_time")
+                .and_then(|c| {
+                    c.as_any()
+                        .downcast_ref::<TimestampMillisecondArray>()
+                        .cloned()
+                })
+                .ok_or("no timestamp column `event_time`")?;
+            for i in 0..batch.num_rows() {
+                facts.count += 1;
+                facts.event_ids.push(event_id_digest(ids.value(i)));
+                if let (Some(named), false) = (&named_shard, shards.is_null(i)) {
+                    if shards.value(i) != named {
+                        facts.foreign_shards += 1;
+                    }
+                }
+                if let Some(dt) = &dt {
+                    if !times.is_null(i) && naming::dt_of_millis(times.value(i)) != *dt {
+                        facts.outside_dt += 1;
+                    }
+                }
+                if !seqs.is_null(i) {
+                    let seq = SequenceNumber::parse(seqs.value(i))
+                        .map_err(|e| format!("row {}: {e}", facts.count))?;
+                    if facts
+                        .last_sequence
+                        .as_ref()
+                        .is_some_and(|last| seq <= *last)
+                    {
+                        facts.ordered = false;
+                    }
+                    if facts.first_sequence.is_none() {
+                        facts.first_sequence = Some(seq.clone());
+                    }
+                    facts.last_sequence = Some(seq);
+                }
+            }
+        }
+        Ok(facts)
+    })();
+    FileFacts {
+        key: key.to_owned(),
+        dt,
+        kind,
+        sha256,
+        recorded_sha256,
+        metadata,
+        rows,
+    }
+}
+
+impl FileFacts {
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
+
+    pub fn previous_sha256(&self) -> Option<&str> {
+        self.meta(meta::PREVIOUS_SHA256)
+    }
+
+    pub fn sha_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+}

@@ -1,0 +1,357 @@
+//! The checks of `verify`, as a pure function of the files' facts (see `facts`): what the archive
+//! proves about itself, and where it does not hold.
+//!
+//! Per file: readable; row count as its footer says; a stream file's rows are its shard's, in
+//! rising sequence order, from the first to the last sequence number its name states, on the day
+//! of its `dt` folder; the bytes hash to what S3 recorded at write time.
+//! Per shard: the files form one hash chain (each names the SHA-256 of the one before) from a
+//! `start_position` to the newest file or the end marker, with sequence ranges that follow on
+//! without overlap. Lineage: a child's parent is in the archive and was read to its end (or the
+//! archive began after it). Per table: no event id twice. Recorded trims are known gaps.
+
+use super::facts::{FileFacts, Kind};
+use crate::encode::parquet::meta;
+use crate::sink::naming::FileName;
+use crate::types::SequenceNumber;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub check: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct KnownGap {
+    pub file: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Report {
+    pub table: String,
+    pub files: u64,
+    pub rows: u64,
+    pub shards: u64,
+    pub ended_shards: u64,
+    pub snapshot_scans: u64,
+    pub problems: Vec<Problem>,
+    pub known_gaps: Vec<KnownGap>,
+}
+
+impl Report {
+    fn problem(&mut self, file: &str, check: &'static str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: file.to_owned(),
+            check,
+            message: message.into(),
+        });
+    }
+}
+
+/// A shard's files: its record files in sequence order, and its end marker.
+#[derive(Default)]
+struct Shard<'a> {
+    records: Vec<(&'a FileFacts, SequenceNumber, SequenceNumber)>,
+    end: Option<&'a FileFacts>,
+}
+
+/// Creation time (ms) in a shard id `shardId-<20 digits>-<hex>`; an observed convention.
+fn created_ms(shard: &str) -> Option<u128> {
+    shard.split('-').nth(1)?.parse().ok()
+}
+
+/// Checks one table's files. `since`: files in `dt` folders before it were left out, so a chain
+/// may begin with a file whose predecessor is not in the set.
+pub fn verify_table(table: &str, files: &[FileFacts], since: Option<&str>) -> Report {
+    let mut r = Report {
+        table: table.to_owned(),
+        files: files.len() as u64,
+        ..Report::default()
+    };
+    let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
+    let mut scans: BTreeMap<(String, u32), BTreeMap<u32, &FileFacts>> = BTreeMap::new();
+    let mut seen_ids: HashMap<u128, &str> = HashMap::new();
+    for f in files {
+        if let Some(rec) = f.recorded_sha256 {
+            if rec != f.sha256 {
+                r.problem(&f.key, "hash", format!("its bytes hash to {}, but {} was recorded when it was written: the file was altered", f.sha_hex(), hex::encode(rec)));
+            }
+        }
+        let rows = match &f.rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                r.problem(&f.key, "readable", e.clone());
+                continue;
+            }
+        };
+        r.rows += rows.count;
+        match f.meta(meta::RECORD_COUNT).map(str::parse::<u64>) {
+            Some(Ok(n)) if n == rows.count => {}
+            Some(Ok(n)) => r.problem(
+                &f.key,
+                "row count",
+                format!(
+                    "holds {} rows, its metadata says {n}: rows were removed or added",
+                    rows.count
+                ),
+            ),
+            _ => r.problem(&f.key, "row count", "no valid record_count in its metadata"),
+        }
+        if f.meta(meta::TABLE) != Some(table) {
+            r.problem(
+                &f.key,
+                "table",
+                format!("its metadata names table {:?}", f.meta(meta::TABLE)),
+            );
+        }
+        for id in &rows.event_ids {
+            if let Some(other) = seen_ids.insert(*id, &f.key) {
+                if other != f.key {
+                    r.problem(
+                        &f.key,
+                        "duplicates",
+                        format!("holds an event id that {other} holds too"),
+                    );
+                } else {
+                    r.problem(&f.key, "duplicates", "holds one event id twice");
+                }
+                break;
+            }
+        }
+        if let Some(gap) = f.meta(meta::GAP_AFTER_SEQUENCE) {
+            r.known_gaps.push(KnownGap {
+                file: f.key.clone(),
+                message: format!("records trimmed from the stream before they were read, after sequence number {gap}"),
+            });
+        }
+        match &f.kind {
+            Kind::Stream(FileName::Records { shard, first, last }) => {
+                let same = |key: &str, want: &SequenceNumber| {
+                    f.meta(key)
+                        .and_then(|v| SequenceNumber::parse(v).ok())
+                        .as_ref()
+                        == Some(want)
+                };
+                if !same(meta::FIRST_SEQUENCE, first) || !same(meta::LAST_SEQUENCE, last) {
+                    r.problem(
+                        &f.key,
+                        "name",
+                        "its metadata's sequence range differs from its name's",
+                    );
+                }
+                if rows.first_sequence.as_ref() != Some(first)
+                    || rows.last_sequence.as_ref() != Some(last)
+                {
+                    r.problem(
+                        &f.key,
+                        "name",
+                        format!(
+                            "its rows run from {:?} to {:?}, not the range its name states",
+                            rows.first_sequence.as_ref().map(|s| s.as_str()),
+                            rows.last_sequence.as_ref().map(|s| s.as_str())
+                        ),
+                    );
+                }
+                if !rows.ordered {
+                    r.problem(&f.key, "order", "its rows are not in rising sequence order");
+                }
+                if rows.foreign_shards > 0 || f.meta(meta::SHARD_ID) != Some(shard.as_str()) {
+                    r.problem(&f.key, "shard", "holds rows or metadata of another shard");
+                }
+                if rows.outside_dt > 0 {
+                    r.problem(
+                        &f.key,
+                        "dt",
+                        format!(
+                            "{} rows have an event_time outside its dt folder",
+                            rows.outside_dt
+                        ),
+                    );
+                }
+                shards
+                    .entry(shard.as_str().to_owned())
+                    .or_default()
+                    .records
+                    .push((f, first.clone(), last.clone()));
+            }
+            Kind::Stream(FileName::End { shard }) => {
+                if rows.count != 0 || f.meta(meta::SHARD_END) != Some("true") {
+                    r.problem(
+                        &f.key,
+                        "end marker",
+                        "an end marker must be empty and say shard_end=true",
+                    );
+                }
+                let s = shards.entry(shard.as_str().to_owned()).or_default();
+                if s.end.is_some() {
+                    r.problem(&f.key, "end marker", "a second end marker for the shard");
+                }
+                s.end = Some(f);
+            }
+            Kind::Snapshot {
+                scan,
+                segment,
+                number,
+            } => {
+                scans
+                    .entry((scan.clone(), *segment))
+                    .or_default()
+                    .insert(*number, f);
+            }
+            Kind::Export => {}
+            Kind::Foreign => r.problem(
+                &f.key,
+                "name",
+                "not a file dynamo-archiver writes (moved, renamed or foreign)",
+            ),
+        }
+    }
+    r.shards = shards.len() as u64;
+    r.ended_shards = shards.values().filter(|s| s.end.is_some()).count() as u64;
+    r.snapshot_scans = scans
+        .keys()
+        .map(|(scan, _)| scan)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u64;
+    check_chains(&mut r, &mut shards, since);
+    check_lineage(&mut r, &shards);
+    check_snapshots(&mut r, &scans);
+    r
+}
+
+fn check_chains(r: &mut Report, shards: &mut BTreeMap<String, Shard>, since: Option<&str>) {
+    for (shard, s) in shards.iter_mut() {
+        s.records.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut previous: Option<&FileFacts> = None;
+        let mut last_seq: Option<&SequenceNumber> = None;
+        for (f, first, last) in &s.records {
+            if let Some(prev_last) = last_seq {
+                if first <= prev_last {
+                    r.problem(
+                        &f.key,
+                        "overlap",
+                        format!(
+                            "its range overlaps the previous file of shard {shard} ({})",
+                            previous.map_or("", |p| &p.key)
+                        ),
+                    );
+                }
+            }
+            link(r, f, previous, since);
+            previous = Some(f);
+            last_seq = Some(last);
+        }
+        if let Some(end) = s.end {
+            link(r, end, previous, since);
+        }
+    }
+}
+
+/// Checks that `f` names `previous`'s hash (or starts a chain when there is none).
+fn link(r: &mut Report, f: &FileFacts, previous: Option<&FileFacts>, since: Option<&str>) {
+    let named_file = f.meta(meta::PREVIOUS_FILE);
+    match (previous, f.previous_sha256()) {
+        (Some(p), Some(named)) if named == p.sha_hex() && named_file.is_none_or(|n| n == p.key) => {}
+        (Some(p), Some(named)) if named_file.is_some_and(|n| n != p.key) => r.problem(&f.key, "chain", format!("names previous file {} (SHA-256 {named}), which is not in the archive; the file before it is {}: a file is missing", named_file.unwrap_or_default(), p.key)),
+        (Some(p), Some(named)) => r.problem(&f.key, "chain", format!("names previous file hash {named}, but the file before it, {}, hashes to {}: that file was altered or replaced", p.key, p.sha_hex())),
+        (Some(p), None) => r.problem(&f.key, "chain", format!("starts a new chain although {} comes before it", p.key)),
+        (None, None) if f.meta(meta::START_POSITION).is_some() || f.meta(meta::SHARD_END).is_some() => {}
+        (None, None) => r.problem(&f.key, "chain", "names neither a previous file nor a start position"),
+        (None, Some(_)) => {
+            let cut_by_since = since.is_some_and(|s| f.dt.as_deref().is_some_and(|dt| dt >= s));
+            if !cut_by_since {
+                r.problem(&f.key, "chain", format!("names previous file {}, which is not in the archive: a file is missing", named_file.unwrap_or("(unnamed)")));
+            }
+        }
+    }
+}
+
+fn check_lineage(r: &mut Report, shards: &BTreeMap<String, Shard>) {
+    // The archive of a stream begins with its oldest archived shard; a parent older than that
+    // was trimmed before the archiver first read the stream.
+    let mut oldest: HashMap<&str, u128> = HashMap::new();
+    for (shard, s) in shards {
+        let Some(first) = s.records.first().map(|x| x.0).or(s.end) else {
+            continue;
+        };
+        if let (Some(stream), Some(t)) = (first.meta(meta::STREAM_ARN), created_ms(shard)) {
+            let e = oldest.entry(stream).or_insert(t);
+            *e = (*e).min(t);
+        }
+    }
+    for (shard, s) in shards {
+        let Some(first) = s.records.first().map(|x| x.0).or(s.end) else {
+            continue;
+        };
+        let parents = first.meta(meta::PARENT_SHARD_ID).unwrap_or("");
+        for parent in parents.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match shards.get(parent) {
+                Some(p) if p.end.is_some() => {}
+                Some(_) => r.problem(&first.key, "lineage", format!("its parent {parent} was not read to its end (no end marker) before shard {shard} began")),
+                None => {
+                    let before_archive = first
+                        .meta(meta::STREAM_ARN)
+                        .and_then(|stream| oldest.get(stream))
+                        .zip(created_ms(parent))
+                        .is_some_and(|(oldest, p)| p < *oldest);
+                    if before_archive {
+                        r.known_gaps.push(KnownGap {
+                            file: first.key.clone(),
+                            message: format!("parent {parent} of shard {shard} is older than the archive of its stream (the archive begins after it)"),
+                        });
+                    } else {
+                        r.problem(&first.key, "lineage", format!("its parent {parent} is not in the archive"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_snapshots(r: &mut Report, scans: &BTreeMap<(String, u32), BTreeMap<u32, &FileFacts>>) {
+    for ((scan, segment), files) in scans {
+        let mut previous: Option<&FileFacts> = None;
+        for (expected, (number, f)) in files.iter().enumerate() {
+            if *number as usize != expected {
+                r.problem(
+                    &f.key,
+                    "chain",
+                    format!("file {expected} of scan {scan} segment {segment} is missing"),
+                );
+            }
+            match (previous, f.previous_sha256()) {
+                (None, None) => {}
+                (Some(p), Some(named)) if named == p.sha_hex() => {}
+                _ => r.problem(&f.key, "chain", format!("does not name the hash of the previous file of scan {scan} segment {segment}")),
+            }
+            previous = Some(f);
+        }
+    }
+}
+
+/// The human report.
+pub fn render_text(reports: &[Report]) -> String {
+    let mut out = String::new();
+    for r in reports {
+        out.push_str(&format!(
+            "table {}: {} files, {} rows, {} shards ({} read to their end), {} snapshot scans\n",
+            r.table, r.files, r.rows, r.shards, r.ended_shards, r.snapshot_scans
+        ));
+        for g in &r.known_gaps {
+            out.push_str(&format!("  known gap  {}: {}\n", g.file, g.message));
+        }
+        for p in &r.problems {
+            out.push_str(&format!(
+                "  PROBLEM    {} [{}]: {}\n",
+                p.file, p.check, p.message
+            ));
+        }
+        if r.problems.is_empty() {
+            out.push_str("  intact: every check passed\n");
+        }
+    }
+    out
+}
