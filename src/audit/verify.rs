@@ -355,3 +355,171 @@ pub fn render_text(reports: &[Report]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::facts::{kind_of, RowFacts};
+
+    const STREAM: &str = "arn:aws:dynamodb:r:1:table/t/stream/L";
+
+    /// A stream file of `shard` holding `first..=last`, chained to `prev` (or starting a chain).
+    fn file(
+        shard: &str,
+        first: u64,
+        last: u64,
+        prev: Option<&FileFacts>,
+        parent: &str,
+    ) -> FileFacts {
+        let key = format!("t/dt=2026-11-22/{shard}_{first:021}_{last:021}.parquet");
+        let mut metadata: BTreeMap<String, String> = [
+            (meta::TABLE, "t".to_owned()),
+            (meta::STREAM_ARN, STREAM.to_owned()),
+            (meta::SHARD_ID, shard.to_owned()),
+            (meta::PARENT_SHARD_ID, parent.to_owned()),
+            (meta::RECORD_COUNT, "2".to_owned()),
+            (meta::FIRST_SEQUENCE, format!("{first:021}")),
+            (meta::LAST_SEQUENCE, format!("{last:021}")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        chain(&mut metadata, prev);
+        let seq = |n: u64| SequenceNumber::parse(&n.to_string()).unwrap();
+        FileFacts {
+            kind: kind_of(&key),
+            dt: Some("2026-11-22".into()),
+            sha256: sha2::Digest::finalize(sha2::Digest::chain_update(
+                <sha2::Sha256 as sha2::Digest>::new(),
+                key.as_bytes(),
+            ))
+            .into(),
+            key,
+            recorded_sha256: None,
+            metadata,
+            rows: Ok(RowFacts {
+                count: 2,
+                first_sequence: Some(seq(first)),
+                last_sequence: Some(seq(last)),
+                ordered: true,
+                event_ids: vec![u128::from(first) << 64 | 1, u128::from(last) << 64 | 2],
+                ..RowFacts::default()
+            }),
+        }
+    }
+
+    fn chain(metadata: &mut BTreeMap<String, String>, prev: Option<&FileFacts>) {
+        match prev {
+            Some(p) => {
+                metadata.insert(meta::PREVIOUS_SHA256.into(), p.sha_hex());
+                metadata.insert(meta::PREVIOUS_FILE.into(), p.key.clone());
+            }
+            None => {
+                metadata.insert(meta::START_POSITION.into(), "TRIM_HORIZON".into());
+            }
+        }
+    }
+
+    fn end(shard: &str, prev: &FileFacts) -> FileFacts {
+        let key = format!("t/dt=2026-11-22/{shard}_end.parquet");
+        let mut f = file(shard, 0, 0, None, "");
+        f.metadata.remove(meta::START_POSITION);
+        chain(&mut f.metadata, Some(prev));
+        f.metadata.insert(meta::SHARD_END.into(), "true".into());
+        f.metadata.insert(meta::RECORD_COUNT.into(), "0".into());
+        f.kind = kind_of(&key);
+        f.key = key;
+        f.rows = Ok(RowFacts {
+            ordered: true,
+            ..RowFacts::default()
+        });
+        f
+    }
+
+    /// The checks that failed, as (file name, check) pairs.
+    fn failures(files: &[FileFacts]) -> Vec<(String, &'static str)> {
+        verify_table("t", files, None)
+            .problems
+            .into_iter()
+            .map(|p| (p.file.rsplit('/').next().unwrap().to_owned(), p.check))
+            .collect()
+    }
+
+    const A: &str = "shardId-00000001700000000000-aaaa";
+    const B: &str = "shardId-00000001700000900000-bbbb";
+
+    #[test]
+    fn scenarios() {
+        let a1 = file(A, 10, 20, None, "");
+        let a2 = file(A, 30, 40, Some(&a1), "");
+        let a3 = file(A, 50, 60, Some(&a2), "");
+        let a_end = end(A, &a3);
+        let b1 = file(B, 70, 80, None, A);
+        let name = |f: &FileFacts| f.key.rsplit('/').next().unwrap().to_owned();
+
+        // An intact parent read to its end, then its child.
+        let intact = vec![
+            a1.clone(),
+            a2.clone(),
+            a3.clone(),
+            a_end.clone(),
+            b1.clone(),
+        ];
+        assert_eq!(failures(&intact), vec![]);
+
+        // A middle file deleted: its successor names it.
+        let r = verify_table(
+            "t",
+            &[a1.clone(), a3.clone(), a_end.clone(), b1.clone()],
+            None,
+        );
+        assert_eq!(r.problems.len(), 1);
+        assert!(
+            r.problems[0].message.contains(&name(&a2)),
+            "{:?}",
+            r.problems
+        );
+
+        // A file altered: the next one's link breaks.
+        let mut altered = a2.clone();
+        altered.sha256[0] ^= 1;
+        assert_eq!(
+            failures(&[a1.clone(), altered, a3.clone(), a_end.clone(), b1.clone()]),
+            vec![(name(&a3), "chain")]
+        );
+
+        // Overlapping ranges.
+        let overlap = file(A, 35, 45, Some(&a2), "");
+        assert!(failures(&[a1.clone(), a2.clone(), overlap])
+            .contains(&(name(&file(A, 35, 45, None, "")), "overlap")));
+
+        // A child whose parent was not read to its end.
+        assert_eq!(
+            failures(&[a1.clone(), a2.clone(), b1.clone()]),
+            vec![(name(&b1), "lineage")]
+        );
+
+        // A parent older than the archive is a known gap; a newer missing parent is a problem.
+        let r = verify_table("t", &[b1.clone()], None);
+        assert!(r.problems.is_empty() && r.known_gaps.len() == 1, "{r:?}");
+        let c1 = file("shardId-00000001700000000001-cccc", 1, 2, None, B);
+        let r = verify_table("t", &[a1.clone(), c1], None);
+        assert_eq!(r.problems.len(), 1, "{r:?}");
+
+        // A row count that differs from the footer; the same event id in two files.
+        let mut short = a2.clone();
+        short.metadata.insert(meta::RECORD_COUNT.into(), "3".into());
+        assert!(failures(&[a1.clone(), short]).contains(&(name(&a2), "row count")));
+        let mut twin = a2.clone();
+        twin.rows.as_mut().unwrap().event_ids = a1.rows.as_ref().unwrap().event_ids.clone();
+        assert!(failures(&[a1.clone(), twin]).contains(&(name(&a2), "duplicates")));
+
+        // --since: a chain may begin inside the window.
+        assert!(
+            verify_table("t", &[a2.clone(), a3.clone()], Some("2026-11-22"))
+                .problems
+                .is_empty()
+        );
+        assert!(!verify_table("t", &[a2, a3], None).problems.is_empty());
+    }
+}
