@@ -500,7 +500,7 @@ mod tests {
         );
 
         // A parent older than the archive is a known gap; a newer missing parent is a problem.
-        let r = verify_table("t", &[b1.clone()], None);
+        let r = verify_table("t", std::slice::from_ref(&b1), None);
         assert!(r.problems.is_empty() && r.known_gaps.len() == 1, "{r:?}");
         let c1 = file("shardId-00000001700000000001-cccc", 1, 2, None, B);
         let r = verify_table("t", &[a1.clone(), c1], None);
