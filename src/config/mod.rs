@@ -167,6 +167,17 @@ fn tables(cli: &[String], file: Option<&Vec<String>>) -> Result<Vec<TableName>, 
     Ok(out)
 }
 
+/// Tables for commands where none means all.
+fn optional_tables(
+    cli: &[String],
+    file: Option<&Vec<String>>,
+) -> Result<Vec<TableName>, ConfigError> {
+    match tables(cli, file) {
+        Err(ConfigError::NoTable) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
 fn duration(
     option: &'static str,
     cli: Option<&String>,
@@ -355,11 +366,7 @@ pub struct LeasesConfig {
 impl LeasesConfig {
     pub fn resolve(args: &LeasesArgs) -> Result<Self, ConfigError> {
         let file = load_file(&args.common)?;
-        let tables = match tables(&args.tables, file.tables.as_ref()) {
-            Ok(t) => t,
-            Err(ConfigError::NoTable) => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        let tables = optional_tables(&args.tables, file.tables.as_ref())?;
         let lease_table = lease_table(args.lease_table.as_ref(), &file)?;
         Ok(Self {
             tables,
@@ -593,11 +600,7 @@ pub struct VerifyConfig {
 impl VerifyConfig {
     pub fn resolve(args: &VerifyArgs) -> Result<Self, ConfigError> {
         let file = load_file(&args.common)?;
-        let tables = match tables(&args.tables, file.tables.as_ref()) {
-            Ok(t) => t,
-            Err(ConfigError::NoTable) => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        let tables = optional_tables(&args.tables, file.tables.as_ref())?;
         let since = args.since.clone().or(file.since.clone());
         if let Some(d) = &since {
             let fmt = time::macros::format_description!("[year]-[month]-[day]");

@@ -121,6 +121,20 @@ fn full_lines(items: &[Item], files: usize) -> Vec<Vec<String>> {
     out
 }
 
+const FULL_ID: &str = "01763596800000-abcd1234";
+
+/// A full export of `items` in four data files (the last one empty), taken 2026-11-20 12:00.
+fn full_export(root: &Path, items: &[Item]) -> PathBuf {
+    write_export(
+        root,
+        FULL_ID,
+        &Kind::Full {
+            export_time: "2026-11-20T12:00:00.000Z",
+        },
+        &full_lines(items, 4),
+    )
+}
+
 fn import(stack: &Stack, export: &str, archive: &Path, extra: &[&str]) -> (i32, String, String) {
     let mut args = vec![
         "import-export",
@@ -168,15 +182,8 @@ async fn a_full_export_from_a_folder_and_from_s3() {
     let stack = Stack::start_with_s3().await;
     let root = stack.dir.path().join("bucket");
     let all = items(3_000);
-    let id = "01763596800000-abcd1234";
-    let folder = write_export(
-        &root,
-        id,
-        &Kind::Full {
-            export_time: "2026-11-20T12:00:00.000Z",
-        },
-        &full_lines(&all, 4),
-    );
+    let id = FULL_ID;
+    let folder = full_export(&root, &all);
     let archive = stack.dir.path().join("archive");
     let (code, out, err) = import(
         &stack,
@@ -348,15 +355,8 @@ async fn corrupt_or_missing_files_are_named_and_nothing_half_done_looks_complete
     let stack = Stack::start().await;
     let root = stack.dir.path().join("bucket");
     let all = items(600);
-    let id = "01763596800000-abcd1234";
-    let folder = write_export(
-        &root,
-        id,
-        &Kind::Full {
-            export_time: "2026-11-20T12:00:00.000Z",
-        },
-        &full_lines(&all, 4),
-    );
+    let id = FULL_ID;
+    let folder = full_export(&root, &all);
     let data = folder.join("data");
     let mut names: Vec<PathBuf> = walk(&data);
     names.sort();

@@ -263,17 +263,21 @@ async fn sigterm_and_restart_lose_and_duplicate_nothing() {
     assert_exactly_once_in_order(&stack, "users", &read_archive(&archive), &written).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn rollovers_keep_lineage_order() {
-    let stack = Arc::new(Stack::start().await);
-    stack
-        .create_table("events", "id", Some(StreamViewType::NewAndOldImages))
-        .await;
-    let (mut a, archive) = Archiver::start_local(&stack, "events");
-    let st = stack.clone();
-    let load = tokio::spawn(async move { workload(&st, "events", 100, 3_000, 4).await });
+/// Runs a worker on `table` while a workload of `writes` over `keys` goes on, rolling the stream
+/// over (up to `max_rollovers` times, each once new records are in) until the workload ends; waits
+/// for every record and stops the worker. Returns the archive, what was written and the rollovers.
+pub(crate) async fn archive_with_rollovers(
+    stack: &Arc<Stack>,
+    table: &str,
+    keys: u64,
+    writes: u64,
+    max_rollovers: usize,
+) -> (std::path::PathBuf, Written, usize) {
+    let (mut a, archive) = Archiver::start_local(stack, table);
+    let (st, t) = (stack.clone(), table.to_owned());
+    let load = tokio::spawn(async move { workload(&st, &t, keys, writes, 4).await });
     let mut rollovers = 0;
-    while !load.is_finished() && rollovers < 4 {
+    while !load.is_finished() && rollovers < max_rollovers {
         // Roll over once some records are in, so every shard has data.
         let before = read_archive(&archive).len();
         wait_for_rows(&archive, before + 1, Duration::from_secs(60)).await;
@@ -282,8 +286,20 @@ async fn rollovers_keep_lineage_order() {
     }
     let written = load.await.unwrap();
     let total: usize = written.values().map(Vec::len).sum();
-    let rows = wait_for_rows(&archive, total, Duration::from_secs(120)).await;
+    wait_for_rows(&archive, total, Duration::from_secs(120)).await;
     a.stop();
+    (archive, written, rollovers)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollovers_keep_lineage_order() {
+    let stack = Arc::new(Stack::start().await);
+    stack
+        .create_table("events", "id", Some(StreamViewType::NewAndOldImages))
+        .await;
+    let (archive, written, rollovers) =
+        archive_with_rollovers(&stack, "events", 100, 3_000, 4).await;
+    let rows = read_archive(&archive);
     assert!(rollovers >= 2, "the workload ran long enough for rollovers");
     let depths = shard_depths(&stack, "events").await;
     assert!(

@@ -1,7 +1,7 @@
 //! `verify`: an intact archive from a run with rollovers (and a backfill) passes; each fault,
 //! injected on a copy, is caught with exit 1 and a report that names the file.
 
-use crate::stream_archive::workload;
+use crate::stream_archive::archive_with_rollovers;
 use crate::support::*;
 use arrow_array::RecordBatch;
 use aws_sdk_dynamodb::types::StreamViewType;
@@ -10,7 +10,6 @@ use parquet::arrow::ArrowWriter;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 fn verify(stack: &Stack, archive: &Path, extra: &[&str]) -> (i32, String, String) {
     let mut args = vec![
@@ -85,20 +84,7 @@ async fn verify_passes_an_intact_archive_and_names_each_fault() {
     stack
         .create_table("ledger", "id", Some(StreamViewType::NewAndOldImages))
         .await;
-    let (mut a, archive) = Archiver::start_local(&stack, "ledger");
-    let st = stack.clone();
-    let load = tokio::spawn(async move { workload(&st, "ledger", 80, 2_400, 4).await });
-    let mut rollovers = 0;
-    while !load.is_finished() && rollovers < 3 {
-        let before = read_archive(&archive).len();
-        wait_for_rows(&archive, before + 1, Duration::from_secs(60)).await;
-        stack.control("rollover");
-        rollovers += 1;
-    }
-    let written = load.await.unwrap();
-    let total: usize = written.values().map(Vec::len).sum();
-    wait_for_rows(&archive, total, Duration::from_secs(120)).await;
-    a.stop();
+    let (archive, _, rollovers) = archive_with_rollovers(&stack, "ledger", 80, 2_400, 3).await;
     assert!(rollovers >= 2, "the run had rollovers");
     // A backfill into the same archive: its snapshot files are verified too.
     let (code, out, err) = Archiver::output(
