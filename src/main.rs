@@ -5,7 +5,8 @@ use clap::Parser;
 use dynamo_archiver::cmd::{self, CommandError};
 use dynamo_archiver::config::cli::{Cli, Command};
 use dynamo_archiver::config::{
-    BackfillConfig, ImportExportConfig, LeasesConfig, RunConfig, SchemaConfig, VerifyConfig,
+    BackfillConfig, HistoryConfig, ImportExportConfig, LeasesConfig, RunConfig, SchemaConfig,
+    VerifyConfig,
 };
 use dynamo_archiver::telemetry;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +53,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let config = VerifyConfig::resolve(&args).map_err(CommandError::from)?;
             telemetry::init(config.log.format);
             with_signals(|_| cmd::verify::run(config))
+        }
+        Command::History(args) => {
+            let config = HistoryConfig::resolve(&args).map_err(CommandError::from)?;
+            telemetry::init(config.log.format);
+            with_signals(|_| cmd::history::run(config))
         }
         Command::Schema(args) => {
             let config = SchemaConfig::resolve(&args).map_err(CommandError::from)?;

@@ -3,4 +3,5 @@
 //! archive and reports. `docs/AUDIT.md` says what this proves and what it cannot.
 
 pub mod facts;
+pub mod history;
 pub mod verify;

@@ -1,6 +1,7 @@
 //! The commands, one file each. `main.rs` parses arguments and calls these.
 
 pub mod backfill;
+pub mod history;
 pub mod import_export;
 pub mod leases;
 pub mod run;
@@ -54,4 +55,18 @@ pub async fn prepare_archive(
         ))
     })?;
     Ok(sink)
+}
+
+/// The archive for a command that only reads it. A local archive needs no AWS configuration (and
+/// should not wait for one).
+pub async fn read_archive(archive: &crate::config::ArchiveUri) -> crate::sink::ArchiveSink {
+    let s3 = match archive {
+        crate::config::ArchiveUri::S3 { .. } => crate::aws::load().await.s3,
+        crate::config::ArchiveUri::Local(_) => aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .build(),
+        ),
+    };
+    crate::sink::ArchiveSink::new(archive, s3, None)
 }

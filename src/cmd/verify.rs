@@ -12,16 +12,7 @@ use crate::sink::ArchiveSink;
 const READS_IN_FLIGHT: usize = 8;
 
 pub async fn run(config: VerifyConfig) -> Result<(), CommandError> {
-    // A local archive needs no AWS configuration (and should not wait for one).
-    let s3 = match &config.archive {
-        crate::config::ArchiveUri::S3 { .. } => crate::aws::load().await.s3,
-        crate::config::ArchiveUri::Local(_) => aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .build(),
-        ),
-    };
-    let sink = ArchiveSink::new(&config.archive, s3, None);
+    let sink = super::read_archive(&config.archive).await;
     let runtime = |e: crate::sink::SinkError| CommandError::Runtime(e.to_string());
     let tables: Vec<String> = if config.tables.is_empty() {
         sink.list_tables().await.map_err(runtime)?

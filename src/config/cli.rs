@@ -34,6 +34,8 @@ pub enum Command {
     /// Check an archive: every shard's chain of files intact, lineage complete, no duplicates.
     /// Exit 1 on a problem.
     Verify(VerifyArgs),
+    /// One item's timeline from the archive: when, what event, by whom, and what changed.
+    History(HistoryArgs),
 }
 
 /// Options every command shares.
@@ -320,6 +322,43 @@ pub struct VerifyArgs {
     pub since: Option<String>,
 
     /// Print the report as JSON. [default: false]
+    #[arg(long, env = "ARCHIVER_JSON")]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The archive: `s3://bucket/prefix` or a local directory. [required]
+    #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
+    pub archive: Option<String>,
+
+    /// The item's table. [required]
+    #[arg(
+        long = "table",
+        env = "ARCHIVER_TABLES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tables: Vec<String>,
+
+    /// One key attribute, `NAME=VALUE` (`userid=42`); repeat it for the sort key of a composite
+    /// key. Every key attribute must be given. A value may name its type: `N:42`, `S:42`, `B:AAE=`.
+    /// [required]
+    #[arg(long = "key", env = "ARCHIVER_KEY", value_name = "NAME=VALUE")]
+    pub keys: Vec<String>,
+
+    /// Only `dt` folders from this day (YYYY-MM-DD). [default: the archive's first day]
+    #[arg(long, env = "ARCHIVER_FROM", value_name = "DATE")]
+    pub from: Option<String>,
+
+    /// Only `dt` folders up to this day (YYYY-MM-DD). [default: the archive's last day]
+    #[arg(long, env = "ARCHIVER_TO", value_name = "DATE")]
+    pub to: Option<String>,
+
+    /// Print the timeline as JSON. [default: false]
     #[arg(long, env = "ARCHIVER_JSON")]
     pub json: bool,
 }

@@ -34,6 +34,8 @@ pub struct FileConfig {
     pub export: Option<String>,
     pub key_attributes: Option<Vec<String>>,
     pub since: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 impl FileConfig {

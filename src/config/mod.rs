@@ -7,8 +7,8 @@ pub mod units;
 
 use crate::types::TableName;
 use cli::{
-    BackfillArgs, CommonArgs, ImportExportArgs, LeasesArgs, LogFormat, ProgressMode, RunArgs,
-    SchemaArgs, StartPosition, VerifyArgs,
+    BackfillArgs, CommonArgs, HistoryArgs, ImportExportArgs, LeasesArgs, LogFormat, ProgressMode,
+    RunArgs, SchemaArgs, StartPosition, VerifyArgs,
 };
 use file::FileConfig;
 use std::net::SocketAddr;
@@ -601,18 +601,62 @@ impl VerifyConfig {
     pub fn resolve(args: &VerifyArgs) -> Result<Self, ConfigError> {
         let file = load_file(&args.common)?;
         let tables = optional_tables(&args.tables, file.tables.as_ref())?;
-        let since = args.since.clone().or(file.since.clone());
-        if let Some(d) = &since {
-            let fmt = time::macros::format_description!("[year]-[month]-[day]");
-            time::Date::parse(d, fmt).map_err(|_| ConfigError::BadValue {
-                option: "--since",
-                message: format!("`{d}` is not a date; write it as YYYY-MM-DD"),
-            })?;
-        }
+        let since = date("--since", args.since.as_ref().or(file.since.as_ref()))?;
         Ok(Self {
             archive: required_archive(args.archive.as_ref(), &file)?,
             tables,
             since,
+            json: args.json,
+            log: log_config(&args.common, &file),
+        })
+    }
+}
+
+/// A `YYYY-MM-DD` option, checked.
+fn date(option: &'static str, value: Option<&String>) -> Result<Option<String>, ConfigError> {
+    let Some(d) = value else { return Ok(None) };
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(d, fmt).map_err(|_| ConfigError::BadValue {
+        option,
+        message: format!("`{d}` is not a date; write it as YYYY-MM-DD"),
+    })?;
+    Ok(Some(d.clone()))
+}
+
+/// The validated configuration of `dynamo-archiver history`.
+#[derive(Debug, Clone)]
+pub struct HistoryConfig {
+    pub archive: ArchiveUri,
+    pub table: TableName,
+    pub keys: Vec<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub json: bool,
+    pub log: LogConfig,
+}
+
+impl HistoryConfig {
+    pub fn resolve(args: &HistoryArgs) -> Result<Self, ConfigError> {
+        let file = load_file(&args.common)?;
+        let mut tables = tables(&args.tables, file.tables.as_ref())?;
+        if tables.len() != 1 {
+            return Err(ConfigError::BadValue {
+                option: "--table",
+                message: "give the one table the item is in".into(),
+            });
+        }
+        crate::audit::history::KeyQuery::parse(&args.keys).map_err(|message| {
+            ConfigError::BadValue {
+                option: "--key",
+                message,
+            }
+        })?;
+        Ok(Self {
+            archive: required_archive(args.archive.as_ref(), &file)?,
+            table: tables.remove(0),
+            keys: args.keys.clone(),
+            from: date("--from", args.from.as_ref().or(file.from.as_ref()))?,
+            to: date("--to", args.to.as_ref().or(file.to.as_ref()))?,
             json: args.json,
             log: log_config(&args.common, &file),
         })

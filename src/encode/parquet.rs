@@ -192,24 +192,15 @@ pub fn footer_length(tail: &[u8]) -> Result<usize, String> {
     Ok(footer.metadata_length() + 8)
 }
 
-/// The key-value metadata of a Parquet file, from a tail of it that holds the whole footer.
-pub fn key_value_metadata_of_tail(
-    tail: &[u8],
-) -> Result<std::collections::BTreeMap<String, String>, String> {
+/// The footer of a Parquet file, from a tail of it that holds the whole footer.
+pub fn footer_of_tail(tail: &[u8]) -> Result<parquet::file::metadata::ParquetMetaData, String> {
     let needed = footer_length(tail)?;
     if needed > tail.len() {
         return Err("the footer is longer than the bytes read".into());
     }
     let meta_bytes = &tail[tail.len() - needed..tail.len() - 8];
-    let meta = parquet::file::metadata::ParquetMetaDataReader::decode_metadata(meta_bytes)
-        .map_err(|e| format!("unreadable Parquet footer: {e}"))?;
-    Ok(meta
-        .file_metadata()
-        .key_value_metadata()
-        .into_iter()
-        .flatten()
-        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
-        .collect())
+    parquet::file::metadata::ParquetMetaDataReader::decode_metadata(meta_bytes)
+        .map_err(|e| format!("unreadable Parquet footer: {e}"))
 }
 
 /// Errors while assembling a file.

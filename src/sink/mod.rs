@@ -194,11 +194,12 @@ impl ArchiveSink {
         })
     }
 
-    /// The key-value metadata of a stored Parquet file, read from its footer only.
-    pub async fn file_metadata(
+    /// The footer of a stored Parquet file (schema, row groups and their statistics, key-value
+    /// metadata), read without the rest of the file.
+    pub async fn parquet_footer(
         &self,
         key: &str,
-    ) -> Result<std::collections::BTreeMap<String, String>, SinkError> {
+    ) -> Result<parquet::file::metadata::ParquetMetaData, SinkError> {
         // Archive footers are a few KiB; one ranged read usually gets all of it.
         const FIRST_READ: u64 = 64 << 10;
         let bad = |message: String| SinkError::Io {
@@ -212,7 +213,22 @@ impl ArchiveSink {
         } else {
             tail
         };
-        crate::encode::parquet::key_value_metadata_of_tail(&tail).map_err(bad)
+        crate::encode::parquet::footer_of_tail(&tail).map_err(bad)
+    }
+
+    /// The key-value metadata of a stored Parquet file, read from its footer only.
+    pub async fn file_metadata(
+        &self,
+        key: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, SinkError> {
+        let footer = self.parquet_footer(key).await?;
+        Ok(footer
+            .file_metadata()
+            .key_value_metadata()
+            .into_iter()
+            .flatten()
+            .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+            .collect())
     }
 
     /// Every key below the folder `prefix` (which ends in `/`), at any depth, sorted.

@@ -84,7 +84,8 @@ async fn verify_passes_an_intact_archive_and_names_each_fault() {
     stack
         .create_table("ledger", "id", Some(StreamViewType::NewAndOldImages))
         .await;
-    let (archive, _, rollovers) = archive_with_rollovers(&stack, "ledger", 80, 2_400, 3).await;
+    let (archive, written, rollovers) =
+        archive_with_rollovers(&stack, "ledger", 80, 2_400, 3).await;
     assert!(rollovers >= 2, "the run had rollovers");
     // A backfill into the same archive: its snapshot files are verified too.
     let (code, out, err) = Archiver::output(
@@ -100,6 +101,62 @@ async fn verify_passes_an_intact_archive_and_names_each_fault() {
         ],
     );
     assert_eq!(code, 0, "{out}{err}");
+
+    // history: each key's timeline is what the workload did to it, in order, across rollovers.
+    for (key, ops) in written.iter().take(5) {
+        let (code, json, err) = Archiver::output(
+            &stack,
+            &[
+                "history",
+                "--archive",
+                archive.to_str().unwrap(),
+                "--table",
+                "ledger",
+                "--key",
+                &format!("id={key}"),
+                "--json",
+                "--log-format",
+                "text",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let events: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        let changes: Vec<&str> = events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .filter(|e| *e != "SNAPSHOT")
+            .collect();
+        let want: Vec<&str> = ops.iter().map(|(op, _)| op.as_str()).collect();
+        assert_eq!(changes, want, "history of id={key}");
+        // Each MODIFY names `v` going up by one.
+        for e in events.iter().filter(|e| e["event"] == "MODIFY") {
+            let v = e["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["attribute"] == "v")
+                .expect("v changed");
+            let n = |x: &serde_json::Value| -> u64 {
+                let inner: serde_json::Value = serde_json::from_str(x.as_str().unwrap()).unwrap();
+                inner["N"].as_str().unwrap().parse().unwrap()
+            };
+            assert_eq!(n(&v["to"]), n(&v["from"]) + 1, "{e}");
+        }
+    }
+    let (code, text, _) = Archiver::output(
+        &stack,
+        &[
+            "history",
+            "--archive",
+            archive.to_str().unwrap(),
+            "--table",
+            "ledger",
+            "--key",
+            "id=N:0",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(text.starts_with("history of id=N:0:"), "{text}");
 
     let (code, out, err) = verify(&stack, &archive, &[]);
     assert_eq!(code, 0, "an intact archive passes:\n{out}\n{err}");

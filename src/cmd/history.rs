@@ -1,0 +1,176 @@
+//! `dynamo-archiver history`: one item's timeline. Files are pruned by `dt` range and by the
+//! `keys` column's statistics in their footers, so only row groups that can hold the key are read.
+
+use super::CommandError;
+use crate::audit::history::{self, Event, KeyQuery};
+use crate::config::HistoryConfig;
+use crate::sink::naming::dt_of_key;
+use crate::sink::ArchiveSink;
+use arrow_array::{Array, StringArray, TimestampMillisecondArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::statistics::Statistics;
+
+/// Footers read at once.
+const READS_IN_FLIGHT: usize = 8;
+
+pub async fn run(config: HistoryConfig) -> Result<(), CommandError> {
+    let query = KeyQuery::parse(&config.keys).map_err(CommandError::Config)?;
+    let candidates = query.candidates();
+    let sink = super::read_archive(&config.archive).await;
+    let runtime = |e: crate::sink::SinkError| CommandError::Runtime(e.to_string());
+    let keys: Vec<String> = sink
+        .list_tree(&format!("{}/", config.table))
+        .await
+        .map_err(runtime)?
+        .into_iter()
+        .filter(|k| k.ends_with(".parquet"))
+        .filter(|k| {
+            let dt = dt_of_key(k).unwrap_or("");
+            config.from.as_deref().is_none_or(|f| dt >= f)
+                && config.to.as_deref().is_none_or(|t| dt <= t)
+        })
+        .collect();
+    let total = keys.len();
+    let mut events = Vec::new();
+    let mut read = 0usize;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut queue = keys.into_iter();
+    loop {
+        while tasks.len() < READS_IN_FLIGHT {
+            let Some(key) = queue.next() else { break };
+            let (sink, candidates) = (sink.clone(), candidates.clone());
+            tasks.spawn(async move { events_of(&sink, &key, &candidates).await });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let (was_read, found) = joined
+            .expect("history tasks do not panic")
+            .map_err(runtime)?;
+        read += usize::from(was_read);
+        events.extend(found);
+    }
+    events.sort_by(|a: &Event, b: &Event| (a.time_ms, &a.order).cmp(&(b.time_ms, &b.order)));
+    tracing::info!(files = total, files_read = read, "pruned by key statistics");
+    let key = config.keys.join(", ");
+    if config.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&events).expect("events serialise")
+        );
+    } else {
+        print!("{}", history::render_text(&key, &events));
+    }
+    Ok(())
+}
+
+/// The item's events in one file: `(whether the file's rows were read, events)`.
+async fn events_of(
+    sink: &ArchiveSink,
+    key: &str,
+    candidates: &[String],
+) -> Result<(bool, Vec<Event>), crate::sink::SinkError> {
+    let footer = sink.parquet_footer(key).await?;
+    let keys_column = footer
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.name() == "keys");
+    let groups: Vec<usize> = footer
+        .row_groups()
+        .iter()
+        .enumerate()
+        .filter(|(_, rg)| {
+            let stats = keys_column.and_then(|i| rg.column(i).statistics());
+            match stats {
+                Some(Statistics::ByteArray(s)) => match (s.min_bytes_opt(), s.max_bytes_opt()) {
+                    (Some(min), Some(max)) => history::may_hold(candidates, min, max),
+                    _ => true,
+                },
+                _ => true,
+            }
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if groups.is_empty() {
+        return Ok((false, Vec::new()));
+    }
+    let bytes = bytes::Bytes::from(sink.read(key, None).await?);
+    let (key, candidates) = (key.to_owned(), candidates.to_vec());
+    let events =
+        tokio::task::spawn_blocking(move || matching_rows(&key, bytes, groups, &candidates))
+            .await
+            .expect("decoding does not panic");
+    events
+        .map(|e| (true, e))
+        .map_err(|message| crate::sink::SinkError::Io {
+            location: message.0,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, message.1),
+        })
+}
+
+fn matching_rows(
+    key: &str,
+    bytes: bytes::Bytes,
+    groups: Vec<usize>,
+    candidates: &[String],
+) -> Result<Vec<Event>, (String, String)> {
+    let bad = |e: &dyn std::fmt::Display| (key.to_owned(), e.to_string());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| bad(&e))?
+        .with_row_groups(groups)
+        .build()
+        .map_err(|e| bad(&e))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(&e))?;
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+                .ok_or_else(|| bad(&format!("no column {name}")))
+        };
+        let (keys, names, news, olds, shards, seqs, who) = (
+            text("keys")?,
+            text("event_name")?,
+            text("new_image")?,
+            text("old_image")?,
+            text("shard_id")?,
+            text("sequence_number")?,
+            text("user_identity")?,
+        );
+        let times = batch
+            .column_by_name("event_time")
+            .and_then(|c| {
+                c.as_any()
+                    .downcast_ref::<TimestampMillisecondArray>()
+                    .cloned()
+            })
+            .ok_or_else(|| bad(&"no column event_time"))?;
+        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
+        for i in 0..batch.num_rows() {
+            if !candidates.iter().any(|c| c == keys.value(i)) {
+                continue;
+            }
+            let (old, new) = (opt(&olds, i), opt(&news, i));
+            let time_ms = times.value(i);
+            out.push(Event {
+                time: time::OffsetDateTime::from_unix_timestamp_nanos(time_ms as i128 * 1_000_000)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default(),
+                time_ms,
+                event: names.value(i).to_owned(),
+                who: history::who(opt(&who, i).as_deref()),
+                changes: history::diff(old.as_deref(), new.as_deref()),
+                file: key.to_owned(),
+                order: history::order_key(opt(&shards, i).as_deref(), opt(&seqs, i).as_deref()),
+            });
+        }
+    }
+    Ok(out)
+}
