@@ -6,7 +6,7 @@ use dynamo_archiver::cmd::{self, CommandError};
 use dynamo_archiver::config::cli::{Cli, Command};
 use dynamo_archiver::config::{
     BackfillConfig, HistoryConfig, ImportExportConfig, LeasesConfig, RunConfig, SchemaConfig,
-    VerifyConfig,
+    SnapshotConfig, VerifyConfig,
 };
 use dynamo_archiver::telemetry;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +58,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let config = HistoryConfig::resolve(&args).map_err(CommandError::from)?;
             telemetry::init(config.log.format);
             with_signals(|_| cmd::history::run(config))
+        }
+        Command::Snapshot(args) => {
+            let config = SnapshotConfig::resolve(&args).map_err(CommandError::from)?;
+            telemetry::init(config.log.format);
+            with_signals(|_| cmd::snapshot::run(config))
         }
         Command::Schema(args) => {
             let config = SchemaConfig::resolve(&args).map_err(CommandError::from)?;

@@ -6,6 +6,7 @@ pub mod import_export;
 pub mod leases;
 pub mod run;
 pub mod schema;
+pub mod snapshot;
 pub mod verify;
 
 /// How a command failed: a usage or configuration problem (exit 2) or a runtime failure (exit 1).

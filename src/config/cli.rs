@@ -36,6 +36,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// One item's timeline from the archive: when, what event, by whom, and what changed.
     History(HistoryArgs),
+    /// A table's state at an instant, rebuilt from the archive, written as Parquet.
+    Snapshot(SnapshotArgs),
 }
 
 /// Options every command shares.
@@ -361,4 +363,36 @@ pub struct HistoryArgs {
     /// Print the timeline as JSON. [default: false]
     #[arg(long, env = "ARCHIVER_JSON")]
     pub json: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The archive: `s3://bucket/prefix` or a local directory. [required]
+    #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
+    pub archive: Option<String>,
+
+    /// The table to rebuild. [required]
+    #[arg(
+        long = "table",
+        env = "ARCHIVER_TABLES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tables: Vec<String>,
+
+    /// The instant, RFC 3339 (`2026-11-21T12:00:00Z`). [required]
+    #[arg(long, env = "ARCHIVER_AS_OF", value_name = "TIME")]
+    pub as_of: Option<String>,
+
+    /// Where the Parquet file goes: `s3://bucket/prefix` or a local directory. [required]
+    #[arg(long, env = "ARCHIVER_OUT", value_name = "URI")]
+    pub out: Option<String>,
+
+    /// Local folder for the spill files (a copy of the table's rows, partitioned by key) and the
+    /// output before upload. [default: <system temp dir>/dynamo-archiver]
+    #[arg(long, env = "ARCHIVER_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
 }

@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub since: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    pub as_of: Option<String>,
+    pub out: Option<String>,
 }
 
 impl FileConfig {

@@ -8,7 +8,7 @@ pub mod units;
 use crate::types::TableName;
 use cli::{
     BackfillArgs, CommonArgs, HistoryArgs, ImportExportArgs, LeasesArgs, LogFormat, ProgressMode,
-    RunArgs, SchemaArgs, StartPosition, VerifyArgs,
+    RunArgs, SchemaArgs, SnapshotArgs, StartPosition, VerifyArgs,
 };
 use file::FileConfig;
 use std::net::SocketAddr;
@@ -658,6 +658,62 @@ impl HistoryConfig {
             from: date("--from", args.from.as_ref().or(file.from.as_ref()))?,
             to: date("--to", args.to.as_ref().or(file.to.as_ref()))?,
             json: args.json,
+            log: log_config(&args.common, &file),
+        })
+    }
+}
+
+/// The validated configuration of `dynamo-archiver snapshot`.
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    pub archive: ArchiveUri,
+    pub table: TableName,
+    pub as_of_ms: i64,
+    pub out: ArchiveUri,
+    pub spool_dir: PathBuf,
+    pub log: LogConfig,
+}
+
+impl SnapshotConfig {
+    pub fn resolve(args: &SnapshotArgs) -> Result<Self, ConfigError> {
+        let file = load_file(&args.common)?;
+        let mut tables = tables(&args.tables, file.tables.as_ref())?;
+        if tables.len() != 1 {
+            return Err(ConfigError::BadValue {
+                option: "--table",
+                message: "give the one table to rebuild".into(),
+            });
+        }
+        let text =
+            args.as_of
+                .clone()
+                .or(file.as_of.clone())
+                .ok_or_else(|| ConfigError::BadValue {
+                    option: "--as-of",
+                    message: "required: the instant, e.g. 2026-11-21T12:00:00Z".into(),
+                })?;
+        let t = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| ConfigError::BadValue {
+                option: "--as-of",
+                message: format!(
+                    "`{text}` is not an RFC 3339 time; write it like 2026-11-21T12:00:00Z"
+                ),
+            })?;
+        let out = match args.out.as_ref().or(file.out.as_ref()) {
+            Some(o) => ArchiveUri::parse(o)?,
+            None => {
+                return Err(ConfigError::BadValue {
+                    option: "--out",
+                    message: "required: s3://bucket/prefix or a local directory".into(),
+                })
+            }
+        };
+        Ok(Self {
+            archive: required_archive(args.archive.as_ref(), &file)?,
+            table: tables.remove(0),
+            as_of_ms: (t.unix_timestamp_nanos() / 1_000_000) as i64,
+            out,
+            spool_dir: spool_dir(args.spool_dir.as_ref(), &file),
             log: log_config(&args.common, &file),
         })
     }

@@ -10,6 +10,7 @@ mod fidelity;
 mod import_export;
 mod leases_cmd;
 mod s3_sink;
+mod snapshot;
 mod stream_archive;
 mod verify;
 mod workers;
