@@ -156,13 +156,7 @@ fn matching_rows(
             let (old, new) = (opt(&olds, i), opt(&news, i));
             let time_ms = times.value(i);
             out.push(Event {
-                time: time::OffsetDateTime::from_unix_timestamp_nanos(time_ms as i128 * 1_000_000)
-                    .ok()
-                    .and_then(|t| {
-                        t.format(&time::format_description::well_known::Rfc3339)
-                            .ok()
-                    })
-                    .unwrap_or_default(),
+                time: crate::clock::rfc3339(time_ms),
                 time_ms,
                 event: names.value(i).to_owned(),
                 who: history::who(opt(&who, i).as_deref()),

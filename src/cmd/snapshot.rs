@@ -77,7 +77,7 @@ pub async fn run(config: SnapshotConfig) -> Result<(), CommandError> {
         println!(
             "snapshot {} as of {}: {} items ({} from changes, {} from SNAPSHOT rows), {} keys absent at that instant, from {} files; written to {}",
             config.table,
-            crate::audit::snapshot_time_text(config.as_of_ms),
+            crate::clock::rfc3339(config.as_of_ms),
             summary.items,
             summary.from_changes,
             summary.items - summary.from_changes,
