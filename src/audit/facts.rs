@@ -1,9 +1,10 @@
 //! What one archive file says about itself: its name, its footer, its rows, and its hash.
 
 use crate::encode::parquet::meta;
+use crate::encode::parquet::{event_time_column, string_column};
 use crate::sink::naming::{self, FileName};
 use crate::types::SequenceNumber;
-use arrow_array::{Array, StringArray, TimestampMillisecondArray};
+use arrow_array::Array;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -107,23 +108,11 @@ pub fn read_facts(key: &str, bytes: bytes::Bytes, recorded_sha256: Option<[u8; 3
         };
         for batch in reader {
             let batch = batch.map_err(|e| format!("a row group cannot be read: {e}"))?;
-            let text = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-                    .ok_or_else(|| format!("no string column `{name}`"))
-            };
+            let text = |name: &str| string_column(&batch, name);
             let ids = text("event_id")?;
             let shards = text("shard_id")?;
             let seqs = text("sequence_number")?;
-            let times = batch
-                .column_by_name("event_time")
-                .and_then(|c| {
-                    c.as_any()
-                        .downcast_ref::<TimestampMillisecondArray>()
-                        .cloned()
-                })
-                .ok_or("no timestamp column `event_time`")?;
+            let times = event_time_column(&batch)?;
             for i in 0..batch.num_rows() {
                 facts.count += 1;
                 facts.event_ids.push(event_id_digest(ids.value(i)));

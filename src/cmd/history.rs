@@ -4,9 +4,10 @@
 use super::CommandError;
 use crate::audit::history::{self, Event, KeyQuery};
 use crate::config::HistoryConfig;
+use crate::encode::parquet::{event_time_column, string_column};
 use crate::sink::naming::dt_of_key;
 use crate::sink::ArchiveSink;
-use arrow_array::{Array, StringArray, TimestampMillisecondArray};
+use arrow_array::{Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::statistics::Statistics;
 
@@ -125,12 +126,7 @@ fn matching_rows(
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| bad(&e))?;
-        let text = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-                .ok_or_else(|| bad(&format!("no column {name}")))
-        };
+        let text = |name: &str| string_column(&batch, name).map_err(|e| bad(&e));
         let (keys, names, news, olds, shards, seqs, who) = (
             text("keys")?,
             text("event_name")?,
@@ -140,14 +136,7 @@ fn matching_rows(
             text("sequence_number")?,
             text("user_identity")?,
         );
-        let times = batch
-            .column_by_name("event_time")
-            .and_then(|c| {
-                c.as_any()
-                    .downcast_ref::<TimestampMillisecondArray>()
-                    .cloned()
-            })
-            .ok_or_else(|| bad(&"no column event_time"))?;
+        let times = event_time_column(&batch).map_err(|e| bad(&e))?;
         let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
         for i in 0..batch.num_rows() {
             if !candidates.iter().any(|c| c == keys.value(i)) {

@@ -7,10 +7,11 @@ use super::CommandError;
 use crate::audit::history::order_key;
 use crate::audit::snapshot::{partition_of, KeyState, Row};
 use crate::config::SnapshotConfig;
+use crate::encode::parquet::{event_time_column, string_column};
 use crate::encode::parquet::{writer_properties, SpooledFile};
 use crate::sink::naming::dt_of_key;
 use arrow_array::builder::{StringBuilder, TimestampMillisecondBuilder};
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -147,12 +148,7 @@ fn spill_file(key: &str, bytes: bytes::Bytes, spill: &mut Spill) -> Result<(), S
         .map_err(|e| bad(&e))?;
     for batch in reader {
         let batch = batch.map_err(|e| bad(&e))?;
-        let text = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-                .ok_or_else(|| bad(&format!("no column {name}")))
-        };
+        let text = |name: &str| string_column(&batch, name).map_err(|e| bad(&e));
         let (ids, names, keys, news, olds, shards, seqs) = (
             text("event_id")?,
             text("event_name")?,
@@ -162,14 +158,7 @@ fn spill_file(key: &str, bytes: bytes::Bytes, spill: &mut Spill) -> Result<(), S
             text("shard_id")?,
             text("sequence_number")?,
         );
-        let times = batch
-            .column_by_name("event_time")
-            .and_then(|c| {
-                c.as_any()
-                    .downcast_ref::<TimestampMillisecondArray>()
-                    .cloned()
-            })
-            .ok_or_else(|| bad(&"no column event_time"))?;
+        let times = event_time_column(&batch).map_err(|e| bad(&e))?;
         let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
         for i in 0..batch.num_rows() {
             let name = names.value(i);

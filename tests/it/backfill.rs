@@ -4,7 +4,7 @@
 use crate::fidelity::corpus;
 use crate::stream_archive::{key_of, shard_depths, workload};
 use crate::support::*;
-use aws_sdk_dynamodb::types::{AttributeValue as A, StreamSpecification, StreamViewType};
+use aws_sdk_dynamodb::types::{AttributeValue as A, StreamViewType};
 use dynamo_archiver::encode::ddb_json::{decode_item, encode_item};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -298,20 +298,7 @@ async fn snapshot_and_stream_together_rebuild_the_final_state() {
     // Items written before the stream exists are only in the snapshot.
     stack.create_table("accounts", "id", None).await;
     put_items(&stack, "accounts", items(0, 400, 100), 4).await;
-    stack
-        .dynamodb
-        .update_table()
-        .table_name("accounts")
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    stack.enable_stream("accounts").await;
     // The documented order: the worker first, then the backfill, while writes go on.
     let (mut worker, archive) = Archiver::start_local(&stack, "accounts");
     let st = stack.clone();

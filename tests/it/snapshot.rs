@@ -9,7 +9,6 @@
 use crate::stream_archive::workload;
 use crate::support::*;
 use arrow_array::{Array, RecordBatch, StringArray};
-use aws_sdk_dynamodb::types::{StreamSpecification, StreamViewType};
 use dynamo_archiver::encode::ddb_json::encode_item;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::HashMap;
@@ -129,20 +128,7 @@ async fn snapshot_as_of_equals_a_scan_taken_then() {
         .map(|i| HashMap::from([("id".to_owned(), n(i)), ("v".to_owned(), n(0))]))
         .collect();
     put_items(&stack, "wallets", before, 4).await;
-    stack
-        .dynamodb
-        .update_table()
-        .table_name("wallets")
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    stack.enable_stream("wallets").await;
     let archive = stack.dir.path().join("archive");
     let (code, out, err) = Archiver::output(
         &stack,

@@ -249,6 +249,23 @@ impl Stack {
         req.send().await.unwrap();
     }
 
+    /// Enables a NEW_AND_OLD_IMAGES stream on an existing table.
+    pub async fn enable_stream(&self, table: &str) {
+        self.dynamodb
+            .update_table()
+            .table_name(table)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub async fn create_bucket(&self, bucket: &str) {
         let s3 = self.s3.as_ref().expect("stack started with S3");
         s3.create_bucket().bucket(bucket).send().await.unwrap();
