@@ -73,8 +73,7 @@ async fn read_all(
             let Some(key) = queue.next() else { break };
             let sink = sink.clone();
             tasks.spawn(async move {
-                let bytes = sink.read(&key, None).await?;
-                let recorded = sink.recorded_sha256(&key).await.ok().flatten();
+                let (bytes, recorded) = sink.read_with_recorded_sha256(&key).await?;
                 let facts = tokio::task::spawn_blocking(move || {
                     read_facts(&key, bytes::Bytes::from(bytes), recorded)
                 })

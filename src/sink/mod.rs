@@ -257,13 +257,16 @@ impl ArchiveSink {
         Ok(tables)
     }
 
-    /// The SHA-256 recorded when the object was written (S3: its `sha256` metadata), to compare
-    /// with the bytes now stored; `None` where nothing is recorded apart from the bytes (a local
-    /// directory).
-    pub async fn recorded_sha256(&self, key: &str) -> Result<Option<[u8; 32]>, SinkError> {
+    /// A whole stored file and the SHA-256 recorded when it was written (S3: its `sha256`
+    /// metadata, from the same GetObject), to compare with the bytes now stored; `None` where
+    /// nothing is recorded apart from the bytes (a local directory).
+    pub async fn read_with_recorded_sha256(
+        &self,
+        key: &str,
+    ) -> Result<(Vec<u8>, Option<[u8; 32]>), SinkError> {
         match self {
-            Self::S3(s) => s.stored_sha256(key).await.map(Some),
-            Self::Local(_) => Ok(None),
+            Self::S3(s) => s.read_object(key, None).await,
+            Self::Local(s) => Ok((s.read(key, None).await?, None)),
         }
     }
 

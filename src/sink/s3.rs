@@ -140,6 +140,16 @@ impl S3Sink {
 
     /// The whole object, or only its last `suffix` bytes.
     pub async fn read(&self, key: &str, suffix: Option<u64>) -> Result<Vec<u8>, SinkError> {
+        Ok(self.read_object(key, suffix).await?.0)
+    }
+
+    /// The object (or its last `suffix` bytes) and the SHA-256 recorded in its metadata when it
+    /// was written, in one GetObject.
+    pub async fn read_object(
+        &self,
+        key: &str,
+        suffix: Option<u64>,
+    ) -> Result<(Vec<u8>, Option<[u8; 32]>), SinkError> {
         let mut req = self
             .client
             .get_object()
@@ -152,11 +162,16 @@ impl S3Sink {
             .send()
             .await
             .map_err(|e| self.classify("GetObject", &self.location(key), e))?;
+        let recorded = out
+            .metadata()
+            .and_then(|m| m.get(SHA256_METADATA_KEY))
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|v| <[u8; 32]>::try_from(v).ok());
         let body = out.body.collect().await.map_err(|e| SinkError::Io {
             location: self.location(key),
             source: std::io::Error::other(e.to_string()),
         })?;
-        Ok(body.into_bytes().to_vec())
+        Ok((body.into_bytes().to_vec(), recorded))
     }
 
     async fn put_single(&self, key: &str, file: &SpooledFile) -> Result<(), PutError> {

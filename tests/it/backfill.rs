@@ -218,6 +218,23 @@ async fn killed_backfill_resumes_without_duplicates_on_s3() {
         .await
         .unwrap();
     assert_eq!(markers.contents().len(), 2, "started and finished markers");
+    // The resumed scan's files verify on S3: every segment one intact chain, each object's bytes
+    // as recorded when it was written.
+    let (code, out, err) = Archiver::output(
+        &stack,
+        &[
+            "verify",
+            "--archive",
+            "s3://snapshots/a",
+            "--log-format",
+            "text",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("table orders:") && out.contains("1 snapshot scans"),
+        "{out}"
+    );
 }
 
 /// The read capacity a plain Scan of the whole table costs (what the backfill must spend).
