@@ -295,8 +295,10 @@ async fn max_rcu_is_honoured() {
         rate <= cap * 1.1,
         "{rate:.1} RCU/s is over the cap of {cap}"
     );
+    // Not far below either: the bound leaves room for a busy CI machine, whose DynamoDB Local may
+    // answer more slowly than the pacer allows (pages then grow, see `segment::page_budget`).
     assert!(
-        rate >= cap * 0.8,
+        rate >= cap * 0.7,
         "{rate:.1} RCU/s is far below the cap of {cap}: {out}"
     );
     assert_eq!(read_archive(&archive).len(), 6_000);
