@@ -55,19 +55,15 @@ pub struct RowFacts {
 
 pub fn kind_of(key: &str) -> Kind {
     let name = key.rsplit('/').next().unwrap_or(key);
-    if let Some(rest) = name.strip_prefix("snapshot-") {
-        // snapshot-<scan>-<segment>-<number>.parquet
-        let mut parts = rest.trim_end_matches(".parquet").rsplitn(3, '-');
-        if let (Some(n), Some(seg), Some(scan)) = (parts.next(), parts.next(), parts.next()) {
-            if let (Ok(number), Ok(segment)) = (n.parse(), seg.parse()) {
-                return Kind::Snapshot {
-                    scan: scan.to_owned(),
-                    segment,
-                    number,
-                };
-            }
-        }
-        return Kind::Foreign;
+    if name.starts_with("snapshot-") {
+        return crate::backfill::plan::parse_snapshot_key(key).map_or(
+            Kind::Foreign,
+            |(scan, segment, number)| Kind::Snapshot {
+                scan,
+                segment,
+                number,
+            },
+        );
     }
     if name.starts_with("export-") {
         return Kind::Export;

@@ -79,14 +79,18 @@ pub fn file_key(table: &TableName, dt: &str, scan_id: &str, segment: u32, file: 
 
 /// `(segment, file number)` of a snapshot file of `scan_id`.
 pub fn parse_file_key(key: &str, scan_id: &str) -> Option<(u32, u32)> {
+    parse_snapshot_key(key)
+        .filter(|(scan, _, _)| scan == scan_id)
+        .map(|(_, segment, file)| (segment, file))
+}
+
+/// `(scan id, segment, file number)` of any snapshot file's key.
+pub fn parse_snapshot_key(key: &str) -> Option<(String, u32, u32)> {
     let name = key.rsplit('/').next()?;
-    let rest = name
-        .strip_prefix("snapshot-")?
-        .strip_prefix(scan_id)?
-        .strip_prefix('-')?
-        .strip_suffix(".parquet")?;
-    let (seg, file) = rest.split_once('-')?;
-    Some((seg.parse().ok()?, file.parse().ok()?))
+    let rest = name.strip_prefix("snapshot-")?.strip_suffix(".parquet")?;
+    let mut parts = rest.rsplitn(3, '-');
+    let (file, segment, scan) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((scan.to_owned(), segment.parse().ok()?, file.parse().ok()?))
 }
 
 /// The newest file (highest number) of each segment among `keys`.

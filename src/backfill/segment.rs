@@ -70,7 +70,7 @@ pub async fn run_segment(
         index,
         total: ctx.total_segments,
     };
-    let mut start = decode_resume_key(&ctx, &state)?;
+    let mut start = decode_resume_key(&ctx, index, &state)?;
     let mut estimate = 1.0;
     let mut units_per_item: Option<f64> = None;
     let mut latency = Duration::ZERO;
@@ -134,7 +134,7 @@ pub async fn run_segment(
                     })?;
             (state, previous_sha) =
                 publish_file(&ctx, index, state, previous_sha, file, resume).await?;
-            start = decode_resume_key(&ctx, &state)?;
+            start = decode_resume_key(&ctx, index, &state)?;
         }
     }
     if state.finished {
@@ -169,26 +169,27 @@ fn encode_resume_key(ctx: &JobCtx, key: Option<&Item>) -> Result<Option<String>,
         })
 }
 
-fn decode_resume_key(ctx: &JobCtx, state: &SegmentState) -> Result<Option<Item>, BackfillError> {
+fn decode_resume_key(
+    ctx: &JobCtx,
+    index: u32,
+    state: &SegmentState,
+) -> Result<Option<Item>, BackfillError> {
     state
         .resume_key
         .as_deref()
         .map(decode_item)
         .transpose()
         .map_err(|e| BackfillError::State {
-            location: ctx.sink_location(index_hint(state)),
+            // The key came from the footer of the segment's newest file.
+            location: plan::file_key(
+                &ctx.table.name,
+                &ctx.dt,
+                &ctx.scan_id,
+                index,
+                state.next_file.saturating_sub(1),
+            ),
             message: format!("its resume key is not DynamoDB JSON: {e}"),
         })
-}
-
-fn index_hint(state: &SegmentState) -> String {
-    format!("file {} of the segment", state.next_file.saturating_sub(1))
-}
-
-impl JobCtx {
-    fn sink_location(&self, what: String) -> String {
-        format!("{} (scan {}, {what})", self.table.name, self.scan_id)
-    }
 }
 
 /// One Scan page, paced, retried with backoff on throttling and transient failures.
@@ -357,7 +358,7 @@ async fn publish_file(
             let stored = ctx.sink.file_metadata(&key).await?;
             let adopted = plan::state_from_metadata(state.next_file, &stored).map_err(|m| {
                 BackfillError::State {
-                    location: ctx.sink_location(key.clone()),
+                    location: key.clone(),
                     message: m,
                 }
             })?;

@@ -251,12 +251,14 @@ fn fold_all(paths: &[PathBuf], as_of_ms: i64, out: &Path) -> Result<Summary, Str
     Ok(summary)
 }
 
+/// The output as a file ready to publish; hashed as a stream, never read into memory whole.
 fn spooled(path: &Path, rows: u64) -> std::io::Result<SpooledFile> {
-    let bytes = std::fs::read(path)?;
+    let mut hasher = Sha256::new();
+    let size_bytes = std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
     Ok(SpooledFile {
         path: path.to_owned(),
-        sha256: Sha256::digest(&bytes).into(),
-        size_bytes: bytes.len() as u64,
+        sha256: hasher.finalize().into(),
+        size_bytes,
         rows,
     })
 }
