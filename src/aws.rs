@@ -12,6 +12,7 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub streams: aws_sdk_dynamodbstreams::Client,
     pub s3: aws_sdk_s3::Client,
+    pub firehose: aws_sdk_firehose::Client,
 }
 
 /// The longest one attempt of a call may take before it is abandoned and retried: a stalled
@@ -56,6 +57,7 @@ pub fn from_config(config: &SdkConfig) -> Clients {
                 .build(),
         ),
         s3: aws_sdk_s3::Client::from_conf(s3_config),
+        firehose: aws_sdk_firehose::Client::new(config),
     }
 }
 

@@ -13,9 +13,9 @@ type Labels = Vec<(String, String)>;
 /// Every metric the worker exports, with its help text.
 pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     ("archiver_records_read_total", "counter", "Stream records read, per table."),
-    ("archiver_records_written_total", "counter", "Records written to durable archive files, per table."),
+    ("archiver_records_written_total", "counter", "Records made durable, per table: in published archive files, or (Firehose output) acknowledged by Firehose."),
     ("archiver_files_written_total", "counter", "Archive files published, per table."),
-    ("archiver_bytes_written_total", "counter", "Bytes of archive files published, per table."),
+    ("archiver_bytes_written_total", "counter", "Bytes of archive files published (Firehose output: bytes of records acknowledged), per table."),
     ("archiver_files_already_present_total", "counter", "Files whose name already existed in the archive (a repeated write after a restart), per table."),
     ("archiver_checkpoints_total", "counter", "Checkpoints written to the lease table, per table."),
     ("archiver_trimmed_gaps_total", "counter", "Ranges of records trimmed from the stream before they were archived (data loss to investigate), per table and shard."),
@@ -30,6 +30,13 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     ("archiver_iterator_age_seconds", "gauge", "Now minus the creation time of the newest record read, per shard (absent once a read finds the shard caught up)."),
     ("archiver_flush_seconds_sum", "counter", "Total seconds spent publishing and checkpointing files."),
     ("archiver_flush_seconds_count", "counter", "Number of flushes (files published and checkpointed)."),
+    ("archiver_firehose_records_total", "counter", "Firehose records acknowledged (each packs many JSON lines), per table."),
+    ("archiver_firehose_bytes_total", "counter", "Bytes of Firehose records acknowledged, per table."),
+    ("archiver_firehose_billed_bytes_total", "counter", "Billed-size estimate of the Firehose records acknowledged (each rounded up to 5 KB), per table."),
+    ("archiver_firehose_calls_total", "counter", "PutRecordBatch calls made (retries included), per table."),
+    ("archiver_firehose_retries_total", "counter", "PutRecordBatch calls repeated for failed entries or a failed call, per table."),
+    ("archiver_firehose_failed_entries_total", "counter", "Entries Firehose refused inside an accepted call (sent again), per table and error code."),
+    ("archiver_firehose_overflow_objects_total", "counter", "Records too big for one Firehose record, written whole to --overflow-archive."),
 ];
 
 #[derive(Default)]

@@ -92,6 +92,12 @@ pub struct RunArgs {
     #[arg(long, env = "ARCHIVER_FIREHOSE", value_name = "NAME")]
     pub firehose: Option<String>,
 
+    /// With --firehose: where a stream record too big for one Firehose record (1,000 KiB as a
+    /// JSON line) is written whole, `s3://bucket/prefix`, with a pointer line sent to Firehose.
+    /// Without it such a record stops the worker (it is never dropped). [default: none]
+    #[arg(long, env = "ARCHIVER_OVERFLOW_ARCHIVE", value_name = "URI")]
+    pub overflow_archive: Option<String>,
+
     /// DynamoDB table holding leases and checkpoints; created (on-demand billing) if missing.
     /// [default: dynamo-archiver-leases]
     #[arg(long, env = "ARCHIVER_LEASE_TABLE", value_name = "NAME")]

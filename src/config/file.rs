@@ -14,6 +14,7 @@ pub struct FileConfig {
     pub tables: Option<Vec<String>>,
     pub archive: Option<String>,
     pub firehose: Option<String>,
+    pub overflow_archive: Option<String>,
     pub lease_table: Option<String>,
     pub worker_id: Option<String>,
     pub start_position: Option<StartPosition>,

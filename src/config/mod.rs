@@ -48,10 +48,6 @@ pub enum ConfigError {
     },
     #[error("give exactly one output: --archive URI (Parquet) or --firehose NAME (JSON lines)")]
     OutputChoice,
-    #[error(
-        "--firehose output is not available in this version; use --archive s3://bucket/prefix"
-    )]
-    FirehoseUnavailable,
     #[error("invalid --archive `{uri}`: {message}")]
     BadArchive { uri: String, message: String },
 }
@@ -133,6 +129,22 @@ fn validate_bucket(bucket: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Firehose delivery stream names: 1-64 characters of a-z, A-Z, 0-9, `_`, `.` and `-`.
+/// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html>
+fn firehose_stream(name: &str) -> Result<String, ConfigError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !ok {
+        return Err(ConfigError::BadValue {
+            option: "--firehose",
+            message: format!("`{name}` is not a delivery stream name (1-64 characters of a-z, A-Z, 0-9, _ . -); give the name, not the ARN"),
+        });
+    }
+    Ok(name.to_owned())
 }
 
 /// DynamoDB table naming rules: <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html>
@@ -230,6 +242,11 @@ fn log_config(common: &CommonArgs, file: &FileConfig) -> LogConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     Archive(ArchiveUri),
+    /// A Firehose delivery stream, and where lines too long for one Firehose record go.
+    Firehose {
+        stream: String,
+        overflow: Option<ArchiveUri>,
+    },
 }
 
 /// The validated configuration of `dynamo-archiver run`.
@@ -256,9 +273,29 @@ impl RunConfig {
         let tables = tables(&args.tables, file.tables.as_ref())?;
         let archive = args.archive.as_ref().or(file.archive.as_ref());
         let firehose = args.firehose.as_ref().or(file.firehose.as_ref());
+        let overflow = args
+            .overflow_archive
+            .as_ref()
+            .or(file.overflow_archive.as_ref());
         let output = match (archive, firehose) {
+            (Some(_), None) if overflow.is_some() => {
+                return Err(ConfigError::BadValue {
+                    option: "--overflow-archive",
+                    message: "it is for --firehose output only (Parquet files hold records of any size); remove it".into(),
+                })
+            }
             (Some(a), None) => Output::Archive(ArchiveUri::parse(a)?),
-            (None, Some(_)) => return Err(ConfigError::FirehoseUnavailable),
+            (None, Some(stream)) => Output::Firehose {
+                stream: firehose_stream(stream)?,
+                overflow: overflow
+                    .map(|o| {
+                        ArchiveUri::parse(o).map_err(|e| ConfigError::BadValue {
+                            option: "--overflow-archive",
+                            message: e.to_string(),
+                        })
+                    })
+                    .transpose()?,
+            },
             _ => return Err(ConfigError::OutputChoice),
         };
         let lease_table = lease_table(args.lease_table.as_ref(), &file)?;

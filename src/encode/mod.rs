@@ -3,5 +3,6 @@
 
 pub mod ddb_json;
 pub mod ddl;
+pub mod json_line;
 pub mod parquet;
 pub mod record;

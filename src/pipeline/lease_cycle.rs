@@ -5,6 +5,7 @@
 
 use super::shard_task::{LeaseControl, ShardSettings, ShardTask, StopMode};
 use super::worker::{RunError, TaskResult};
+use super::Destination;
 use crate::aws::Clients;
 use crate::backoff::Backoff;
 use crate::config::cli::StartPosition;
@@ -12,7 +13,6 @@ use crate::leases::plan::{cleanable, plan, Action, LeaseState, PlanInput};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseKey, LeaseStore};
 use crate::lineage::{self, ShardNode};
 use crate::metrics::Metrics;
-use crate::sink::ArchiveSink;
 use crate::stream::api::{self, Position, ShardDesc, TableStream};
 use crate::stream::reader::ShardReader;
 use crate::types::ShardId;
@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub(super) struct Ctx {
     pub clients: Clients,
     pub leases: LeaseStore,
-    pub sink: ArchiveSink,
+    pub sink: Destination,
     pub metrics: Arc<Metrics>,
     pub settings: ShardSettings,
     pub start: StartPosition,

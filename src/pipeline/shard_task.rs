@@ -7,11 +7,14 @@
 //! turns that second write into a no-op (see docs/ARCHITECTURE.md, "Exactly once").
 
 use super::recover::{listing_days, resume_point, Resume};
+use super::shard_firehose::LineBatch;
+use super::Destination;
 use crate::backoff::Backoff;
 use crate::encode::parquet::{meta, SpoolWriter, SpooledFile, WriteError, SCHEMA_VERSION};
 use crate::encode::record::{from_stream_record, ChangeRecord, RecordError};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseStore};
 use crate::metrics::Metrics;
+use crate::sink::firehose::FirehoseError;
 use crate::sink::naming::{dt_of_key, dt_of_millis, shard_end_key, stream_file_key};
 use crate::sink::{ArchiveSink, Published, SinkError};
 use crate::stream::api::Position;
@@ -126,6 +129,8 @@ pub enum ShardError {
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error(transparent)]
+    Firehose(#[from] FirehoseError),
+    #[error(transparent)]
     Lease(LeaseError),
     #[error("the shard reader stopped unexpectedly")]
     ReaderGone,
@@ -134,7 +139,11 @@ pub enum ShardError {
 impl ShardError {
     /// An error no retry can fix (the archive refuses writes): the worker stops.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::Sink(e) if !e.is_retryable())
+        match self {
+            Self::Sink(e) => !e.is_retryable(),
+            Self::Firehose(e) => !e.is_retryable(),
+            _ => false,
+        }
     }
 }
 
@@ -152,18 +161,22 @@ struct OpenFile {
 
 pub struct ShardTask {
     reader: Option<ShardReader>,
-    lease: Lease,
+    pub(super) lease: Lease,
     leases: LeaseStore,
-    sink: ArchiveSink,
-    metrics: Arc<Metrics>,
-    settings: ShardSettings,
-    control: Arc<LeaseControl>,
+    pub(super) sink: Destination,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) settings: ShardSettings,
+    pub(super) control: Arc<LeaseControl>,
     open: Option<OpenFile>,
+    /// Firehose output: the JSON lines not yet acknowledged.
+    pub(super) lines: Option<LineBatch>,
+    /// The task's stop token (Firehose deliveries give up a few attempts after it).
+    pub(super) stop: CancellationToken,
     /// A trimmed range to record in the next file's metadata.
     pending_gap: Option<String>,
     spool_seq: u64,
     /// Set when a conditional lease write failed: the shard belongs to another worker now.
-    lost: bool,
+    pub(super) lost: bool,
 }
 
 impl ShardTask {
@@ -171,7 +184,7 @@ impl ShardTask {
         reader: ShardReader,
         lease: Lease,
         leases: LeaseStore,
-        sink: ArchiveSink,
+        sink: Destination,
         metrics: Arc<Metrics>,
         settings: ShardSettings,
         control: Arc<LeaseControl>,
@@ -185,6 +198,8 @@ impl ShardTask {
             metrics,
             settings,
             open: None,
+            lines: None,
+            stop: CancellationToken::new(),
             pending_gap: None,
             spool_seq: 0,
             lost: false,
@@ -192,6 +207,7 @@ impl ShardTask {
     }
 
     pub async fn run(mut self, stop: CancellationToken) -> Result<ShardOutcome, ShardError> {
+        self.stop = stop.clone();
         let (tx, mut rx) = mpsc::channel(READ_AHEAD_PAGES);
         let reader_stop = stop.child_token();
         let table = self.lease.table.clone();
@@ -229,7 +245,9 @@ impl ShardTask {
             let deadline = self
                 .open
                 .as_ref()
-                .map(|o| o.since + self.settings.flush_interval);
+                .map(|o| o.since)
+                .or(self.lines.as_ref().map(|l| l.since))
+                .map(|since| since + self.settings.flush_interval);
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => {
@@ -313,11 +331,16 @@ impl ShardTask {
     /// Brings the checkpoint up to the archive after a crash (see `recover`). Returns true when the
     /// archive shows the shard already ended.
     async fn recover(&mut self) -> Result<bool, ShardError> {
+        // Firehose output leaves nothing to list: its checkpoint is the whole truth.
+        let Destination::Archive(sink) = &self.sink else {
+            return Ok(false);
+        };
+        let sink = sink.clone();
         let today = dt_of_millis(crate::clock::now_ms());
         let mut keys = Vec::new();
         for day in listing_days(self.lease.last_file_key.as_deref(), &today) {
             let prefix = format!("{}/dt={day}/{}_", self.lease.table, self.lease.shard);
-            keys.extend(self.sink.list(&prefix).await?);
+            keys.extend(sink.list(&prefix).await?);
         }
         let (key, checkpoint) = match resume_point(&self.lease.shard, &self.lease.checkpoint, &keys)
         {
@@ -326,8 +349,8 @@ impl ShardTask {
             Resume::ShardEnded { key } => (key, Checkpoint::ShardEnd),
         };
         tracing::info!(table = %self.lease.table, shard = %self.lease.shard, file = %key, checkpoint = %self.lease.checkpoint, "the archive holds a file past the checkpoint (a crash between publishing and checkpointing); resuming after it");
-        let sha = self.sink.stored_sha256(&key).await?;
-        self.checkpoint_with_retry(checkpoint.clone(), &key, sha)
+        let sha = sink.stored_sha256(&key).await?;
+        self.checkpoint_with_retry(checkpoint.clone(), Some((&key, sha)))
             .await?;
         match checkpoint {
             Checkpoint::At(last) => {
@@ -341,7 +364,7 @@ impl ShardTask {
     }
 
     /// A lost lease ends the task quietly (another worker owns the shard now).
-    fn fenced(&mut self, r: Result<(), ShardError>) -> Result<(), ShardError> {
+    pub(super) fn fenced(&mut self, r: Result<(), ShardError>) -> Result<(), ShardError> {
         match r {
             Err(ShardError::Lease(LeaseError::Lost(key))) => {
                 tracing::warn!(lease = %key, "lease lost: this worker stops reading the shard");
@@ -355,6 +378,9 @@ impl ShardTask {
     /// Adds one row, publishing the open file first when the row belongs to another day: a file
     /// holds one `dt` partition and a contiguous run of the shard's sequence numbers.
     async fn push(&mut self, row: ChangeRecord) -> Result<(), ShardError> {
+        if matches!(self.sink, Destination::Firehose(_)) {
+            return self.push_line(row).await;
+        }
         let dt = dt_of_millis(row.event_time_ms);
         if self.open.as_ref().is_some_and(|o| o.dt != dt) {
             let r = self.publish_open().await;
@@ -427,6 +453,9 @@ impl ShardTask {
 
     /// Publishes the open file (if it holds rows) and checkpoints its last record.
     async fn publish_open(&mut self) -> Result<(), ShardError> {
+        let Destination::Archive(sink) = self.sink.clone() else {
+            return self.ship_lines().await;
+        };
         if self.open.is_none() {
             return Ok(());
         }
@@ -447,7 +476,7 @@ impl ShardTask {
             &open.last,
         );
         let checkpoint = Checkpoint::At(open.last.clone());
-        self.publish_and_checkpoint(&key, spooled, checkpoint, open.since)
+        self.publish_and_checkpoint(&sink, &key, spooled, checkpoint, open.since)
             .await
     }
 
@@ -471,6 +500,13 @@ impl ShardTask {
         // The last records get an ordinary file; the end is always its own marker, so that
         // recovery (which reads names, not metadata) can tell an ended shard by name alone.
         self.publish_open().await?;
+        let Destination::Archive(sink) = self.sink.clone() else {
+            // No file to mark the end: the SHARD_END checkpoint alone lets the children start.
+            self.checkpoint_with_retry(Checkpoint::ShardEnd, None)
+                .await?;
+            self.finished_metric();
+            return Ok(());
+        };
         if gap.is_some() {
             self.pending_gap = gap;
         }
@@ -496,7 +532,7 @@ impl ShardTask {
             .and_then(dt_of_key)
             .map_or_else(|| dt_of_millis(crate::clock::now_ms()), str::to_owned);
         let key = shard_end_key(&self.lease.table, &dt, &self.lease.shard);
-        self.publish_and_checkpoint(&key, spooled, Checkpoint::ShardEnd, Instant::now())
+        self.publish_and_checkpoint(&sink, &key, spooled, Checkpoint::ShardEnd, Instant::now())
             .await?;
         self.finished_metric();
         Ok(())
@@ -556,6 +592,7 @@ impl ShardTask {
 
     async fn publish_and_checkpoint(
         &mut self,
+        sink: &ArchiveSink,
         key: &str,
         spooled: SpooledFile,
         checkpoint: Checkpoint,
@@ -575,7 +612,7 @@ impl ShardTask {
                     self.lease.key.as_str().to_owned(),
                 )));
             }
-            match self.sink.publish(key, &spooled).await {
+            match sink.publish(key, &spooled).await {
                 Ok(p) => break p,
                 Err(e) if e.is_retryable() => {
                     let delay = backoff.next_delay();
@@ -607,7 +644,7 @@ impl ShardTask {
             }
         }
         failpoint_after_publish();
-        self.checkpoint_with_retry(checkpoint.clone(), key, sha)
+        self.checkpoint_with_retry(checkpoint.clone(), Some((key, sha)))
             .await?;
         self.metrics
             .add_seconds("archiver_flush_seconds_sum", started.elapsed());
@@ -618,17 +655,18 @@ impl ShardTask {
 }
 
 impl ShardTask {
-    async fn checkpoint_with_retry(
+    /// Moves the checkpoint (and, for a file, the chain's last file), retrying transient failures
+    /// until they pass; a lost lease ends the task.
+    pub(super) async fn checkpoint_with_retry(
         &mut self,
         checkpoint: Checkpoint,
-        key: &str,
-        sha: [u8; 32],
+        file: Option<(&str, [u8; 32])>,
     ) -> Result<(), ShardError> {
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         loop {
             match self
                 .leases
-                .checkpoint(&mut self.lease, checkpoint.clone(), Some((key, sha)))
+                .checkpoint(&mut self.lease, checkpoint.clone(), file)
                 .await
             {
                 Ok(()) => break,

@@ -3,10 +3,12 @@
 
 use super::lease_cycle::{self, Ctx, StreamState};
 use super::shard_task::{ShardError, ShardOutcome, ShardSettings};
+use super::Destination;
 use crate::aws::Clients;
 use crate::config::{Output, RunConfig};
 use crate::leases::{LeaseError, LeaseStore};
 use crate::metrics::Metrics;
+use crate::sink::firehose::{FirehoseError, FirehoseSink, Overflow};
 use crate::sink::{ArchiveSink, SinkError};
 use crate::stream::api::{self, TableError};
 use crate::types::ShardId;
@@ -28,6 +30,8 @@ pub enum RunError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Lease(#[from] LeaseError),
+    #[error(transparent)]
+    Firehose(#[from] FirehoseError),
     #[error(
         "cannot prepare the spool directory {path}: {source}; choose another with --spool-dir"
     )]
@@ -52,6 +56,7 @@ impl RunError {
             Self::Table(e) => e.is_config(),
             Self::Sink(e) => !e.is_retryable(),
             Self::Spool { .. } => true,
+            Self::Firehose(e) => !e.is_retryable(),
             _ => false,
         }
     }
@@ -68,9 +73,30 @@ pub async fn run(
     shutdown: CancellationToken,
     ready: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(), RunError> {
-    let Output::Archive(uri) = &config.output;
-    let sink = ArchiveSink::new(uri, clients.s3.clone(), config.sse_kms_key.clone());
-    sink.check_writable().await?;
+    let sink = match &config.output {
+        Output::Archive(uri) => {
+            let sink = ArchiveSink::new(uri, clients.s3.clone(), config.sse_kms_key.clone());
+            sink.check_writable().await?;
+            Destination::Archive(sink)
+        }
+        Output::Firehose { stream, overflow } => {
+            let overflow = overflow.as_ref().map(|uri| Overflow {
+                sink: ArchiveSink::new(uri, clients.s3.clone(), config.sse_kms_key.clone()),
+                uri: uri.clone(),
+            });
+            let firehose = FirehoseSink::new(
+                clients.firehose.clone(),
+                stream.clone(),
+                overflow,
+                metrics.clone(),
+            );
+            firehose.check_ready().await?;
+            if !firehose.has_overflow() {
+                tracing::info!(stream = %stream, "no --overflow-archive: a stream record too big for one Firehose record will stop the worker (it is never dropped)");
+            }
+            Destination::Firehose(Arc::new(firehose))
+        }
+    };
 
     let mut streams = Vec::new();
     for table in &config.tables {

@@ -4,6 +4,8 @@
 //! deterministic names (see [`naming`]) a repeated write of the same file (same shard, same first
 //! and last record) lands once, whoever writes it.
 
+pub mod aggregate;
+pub mod firehose;
 pub mod local;
 pub mod naming;
 pub mod s3;

@@ -20,6 +20,18 @@ pub(crate) async fn workload(
     writes: u64,
     writers: u64,
 ) -> Written {
+    workload_sized(stack, table, keys, writes, writers, 0).await
+}
+
+/// [`workload`] with items of at least `payload` bytes.
+pub(crate) async fn workload_sized(
+    stack: &Stack,
+    table: &str,
+    keys: u64,
+    writes: u64,
+    writers: u64,
+    payload: usize,
+) -> Written {
     let mut tasks = Vec::new();
     for w in 0..writers {
         let ddb = stack.dynamodb.clone();
@@ -45,7 +57,7 @@ pub(crate) async fn workload(
                             "payload",
                             s(format!(
                                 "key {key} version {v} {}",
-                                "p".repeat((rng % 200) as usize)
+                                "p".repeat(payload + (rng % 200) as usize)
                             )),
                         )
                         .send()

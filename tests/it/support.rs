@@ -106,6 +106,8 @@ pub struct Stack {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub streams: aws_sdk_dynamodbstreams::Client,
     pub s3: Option<aws_sdk_s3::Client>,
+    /// Firehose on moto (with S3).
+    pub firehose: Option<aws_sdk_firehose::Client>,
 }
 
 impl Stack {
@@ -168,6 +170,13 @@ impl Stack {
                     .build(),
             )
         });
+        let firehose = moto.as_ref().map(|m| {
+            aws_sdk_firehose::Client::from_conf(
+                aws_sdk_firehose::config::Builder::from(&config)
+                    .endpoint_url(format!("http://127.0.0.1:{}", m.port))
+                    .build(),
+            )
+        });
         let stack = Self {
             dir,
             ddb,
@@ -176,6 +185,7 @@ impl Stack {
             dynamodb,
             streams,
             s3,
+            firehose,
         };
         // Listening is not serving: wait until a real call answers.
         let c = stack.dynamodb.clone();
@@ -201,6 +211,10 @@ impl Stack {
         if let Some(m) = &self.moto {
             env.push((
                 "AWS_ENDPOINT_URL_S3".into(),
+                format!("http://127.0.0.1:{}", m.port),
+            ));
+            env.push((
+                "AWS_ENDPOINT_URL_FIREHOSE".into(),
                 format!("http://127.0.0.1:{}", m.port),
             ));
         }
@@ -778,4 +792,31 @@ pub fn run_args<'a>(table: &'a str, archive: &'a str, spool: &'a str) -> Vec<&'a
         "--failover-time",
         "3s",
     ]
+}
+
+/// A plain HTTP/1.1 GET on 127.0.0.1 (the worker's own endpoint): (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
+
+/// The value of a Prometheus sample, summed over its label sets (`name{...} value` lines).
+pub fn metric_total(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
