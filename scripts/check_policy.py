@@ -31,7 +31,11 @@ How it works
    Firehose output, with or without an export bucket and key) conditions and `Fn::If` are
    resolved, and each Allow statement of each policy attached to the role is turned into
    (action, resource kind) pairs; RESOURCE_KINDS classifies the resource expressions.
-5. **The verdict**, per role and scenario: a required pair not granted, a granted pair nothing
+5. **Template consistency** (same run): every Glue table's columns equal schemas/archive-v1.json
+   (Firehose tables: schemas/firehose-glue-v1.json), and every `ARCHIVER_*` variable a task definition
+   sets is an option of the command that container runs (src/config/cli.rs), so no setting is
+   silently ignored. PENDING_OPTIONS lists variables whose option is still being written.
+6. **The verdict**, per role and scenario: a required pair not granted, a granted pair nothing
    calls, a wildcard action, `Resource: "*"` (outside STAR_REQUIRED), `NotAction`/`NotResource`,
    an attached managed policy, or a resource the check cannot classify: each is a failure. The
    same wildcard rules are applied to every other identity policy in the template.
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -182,6 +187,22 @@ RESOURCE_KINDS: list[tuple[str, str]] = [
 STAR_REQUIRED: dict[tuple[str, str], str] = {
     ("TaskExecutionRole", "ecr:GetAuthorizationToken"): "ECR's GetAuthorizationToken has no resource-level permissions (AWS requires Resource *)",
 }
+
+# Container name in a task definition -> the clap argument structs (src/config/cli.rs) of the
+# commands it runs; every ARCHIVER_* variable it sets must be an option of each of them.
+CONTAINER_COMMANDS: dict[str, list[str]] = {
+    "worker": ["RunArgs"],
+    "backfill": ["BackfillArgs", "ImportExportArgs"],
+}
+# Variables the template sets ahead of their option (reported, not failed); drop an entry once
+# the option exists (the check says when).
+PENDING_OPTIONS: dict[str, str] = {
+    "ARCHIVER_METRICS": "`run --metrics emf` (EMF on stdout), being added for issue 7",
+}
+# The schema files the Glue tables must match: the Parquet archive's, and the Firehose JSON
+# lines' (schema v1 plus `overflow_object`, src/encode/json_line.rs; its test keeps the file true).
+ARCHIVE_SCHEMA = ROOT / "schemas" / "archive-v1.json"
+FIREHOSE_SCHEMA = ROOT / "schemas" / "firehose-glue-v1.json"
 
 # ---------------------------------------------------------------------------------------------
 # Rust sources
@@ -700,6 +721,99 @@ def other_policies_problems(tpl: dict, r: Resolver) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Template consistency: Glue columns and task environment
+# ---------------------------------------------------------------------------------------------
+
+
+def glue_problems(tpl: dict) -> list[str]:
+    archive = json.loads(ARCHIVE_SCHEMA.read_text())
+    firehose = json.loads(FIREHOSE_SCHEMA.read_text())
+    expected = {
+        "archive": (
+            ARCHIVE_SCHEMA.name,
+            [(c["name"], c["type"]) for c in archive["columns"]],
+            [(c["name"], c["type"]) for c in archive["partition_keys"]],
+        ),
+        "firehose": (
+            FIREHOSE_SCHEMA.name,
+            [(c["Name"], c["Type"]) for c in firehose["Columns"]],
+            [(c["Name"], c["Type"]) for c in firehose.get("PartitionKeys", [])],
+        ),
+    }
+    out, seen = [], 0
+    for lid, res in tpl.get("Resources", {}).items():
+        if res.get("Type") != "AWS::Glue::Table":
+            continue
+        seen += 1
+        ti = res["Properties"]["TableInput"]
+        cols = [(c["Name"], c["Type"]) for c in ti["StorageDescriptor"]["Columns"]]
+        kind = "firehose" if lid == "FirehoseSchemaTable" or lid.startswith("FirehoseGlueTable") else "archive"
+        name, want_cols, want_parts = expected[kind]
+        if cols != want_cols:
+            out.append(f"{lid}: columns {cols} differ from {name} {want_cols}")
+        parts = [(c["Name"], c["Type"]) for c in ti.get("PartitionKeys", [])]
+        # The conversion schema is never queried, so it needs no partitions.
+        if lid != "FirehoseSchemaTable" and parts != want_parts:
+            out.append(f"{lid}: partition keys {parts} differ from {name} {want_parts}")
+    if not seen:
+        out.append("no AWS::Glue::Table in the template")
+    return out
+
+
+def cli_env_vars(cli_rs: Path) -> dict[str, set[str]]:
+    """clap argument struct -> the environment variables of its options (flattened structs too)."""
+    code = blank_comments_and_strings_keep(cli_rs.read_text())
+    structs: dict[str, tuple[set[str], set[str]]] = {}
+    for m in re.finditer(r"\bpub\s+struct\s+(\w+)\s*\{", code):
+        body = code[m.end(): matching_brace(code, m.end() - 1)]
+        envs = set(re.findall(r'env\s*=\s*"(ARCHIVER_\w+)"', body))
+        flat = set(re.findall(r"#\[command\(flatten\)\]\s*pub\s+\w+\s*:\s*(\w+)", body))
+        structs[m.group(1)] = (envs, flat)
+
+    def resolve(name: str, depth: int = 0) -> set[str]:
+        envs, flat = structs.get(name, (set(), set()))
+        out = set(envs)
+        if depth < 5:
+            for f in flat:
+                out |= resolve(f, depth + 1)
+        return out
+
+    return {name: resolve(name) for name in structs}
+
+
+def blank_comments_and_strings_keep(text: str) -> str:
+    """Comments blanked, string literals kept (the env names are strings)."""
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def env_problems(tpl: dict, cli_rs: Path, notes: list[str]) -> list[str]:
+    options = cli_env_vars(cli_rs)
+    out = []
+    for name, params, _ in SCENARIOS:
+        r = Resolver(tpl, params)
+        for lid, res in tpl.get("Resources", {}).items():
+            if res.get("Type") != "AWS::ECS::TaskDefinition" or not r.exists(res):
+                continue
+            for c in r.resolve(res["Properties"]).get("ContainerDefinitions", []):
+                structs = CONTAINER_COMMANDS.get(c.get("Name"))
+                if structs is None:
+                    out.append(f"{lid}: container {c.get('Name')!r} is not in CONTAINER_COMMANDS")
+                    continue
+                for var in (e["Name"] for e in c.get("Environment", [])):
+                    if not var.startswith("ARCHIVER_"):
+                        continue
+                    for st in structs:
+                        known = var in options.get(st, set())
+                        if known and var in PENDING_OPTIONS:
+                            notes.append(f"{var} is now an option of {st}: remove it from PENDING_OPTIONS")
+                        elif not known and var in PENDING_OPTIONS:
+                            notes.append(f"{lid}/{c['Name']}: {var} is not yet an option of {st} ({PENDING_OPTIONS[var]}); the binary ignores it until then")
+                        elif not known:
+                            out.append(f"[{name}] {lid}/{c['Name']}: {var} is no option of {st} (src/config/cli.rs): the binary would ignore it")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
 
@@ -708,6 +822,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--template", default=str(ROOT / "infra" / "dynamo-archiver.yaml"))
     ap.add_argument("--src", default=str(ROOT / "src"))
+    ap.add_argument(
+        "--expand-to",
+        metavar="PATH",
+        help="also write the template with its Fn::ForEach loops expanded (sample tables) as JSON, "
+        "for checkov, which skips Fn::ForEach",
+    )
     args = ap.parse_args()
 
     errors: list[str] = []
@@ -716,6 +836,13 @@ def main() -> int:
     tpl = load_template(Path(args.template), errors)
     if not tpl:
         return report_and_exit(errors)
+    if args.expand_to:
+        expanded = {k: v for k, v in tpl.items() if k != "Transform"}
+        Path(args.expand_to).write_text(json.dumps(expanded, indent=1))
+
+    notes: list[str] = []
+    errors.extend(glue_problems(tpl))
+    errors.extend(env_problems(tpl, Path(args.src) / "config" / "cli.rs", notes))
 
     print("AWS operations called by the binary, by task role (from src/, module reachability):")
     role_needs: dict[str, dict[Need, list[CallSite]]] = {}
@@ -756,6 +883,9 @@ def main() -> int:
                 errors.append(f"[{name}] {role}: {a} on {k} is called ({where}) but not granted")
             for a, k in extra:
                 errors.append(f"[{name}] {role}: {a} on {k} is granted ({', '.join(sorted(have[(a, k)]))}) but nothing calls it")
+    print(f"\nAlso checked: Glue columns against {ARCHIVE_SCHEMA.name} and {FIREHOSE_SCHEMA.name}, task environment against src/config/cli.rs.")
+    for n in sorted(set(notes)):
+        print(f"  note: {n}")
     return report_and_exit(errors)
 
 

@@ -291,7 +291,12 @@ impl RunConfig {
                     .map(|o| {
                         ArchiveUri::parse(o).map_err(|e| ConfigError::BadValue {
                             option: "--overflow-archive",
-                            message: e.to_string(),
+                            message: match e {
+                                ConfigError::BadArchive { uri, message } => {
+                                    format!("`{uri}`: {message}")
+                                }
+                                other => other.to_string(),
+                            },
                         })
                     })
                     .transpose()?,
@@ -818,6 +823,52 @@ mod tests {
         ] {
             assert!(ArchiveUri::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn firehose_output_and_its_overflow_location() {
+        let args =
+            |firehose: Option<&str>, archive: Option<&str>, overflow: Option<&str>| RunArgs {
+                firehose: firehose.map(str::to_owned),
+                overflow_archive: overflow.map(str::to_owned),
+                ..run_args(&["users"], archive)
+            };
+        let c = RunConfig::resolve(&args(
+            Some("archive-lines"),
+            None,
+            Some("s3://big-items/over"),
+        ))
+        .unwrap();
+        assert_eq!(
+            c.output,
+            Output::Firehose {
+                stream: "archive-lines".into(),
+                overflow: Some(ArchiveUri::S3 {
+                    bucket: "big-items".into(),
+                    prefix: "over".into()
+                })
+            }
+        );
+        let err = |a| RunConfig::resolve(&a).unwrap_err().to_string();
+        assert!(err(args(Some("x"), Some("/tmp/a"), None)).contains("exactly one output"));
+        assert!(err(args(None, None, None)).contains("exactly one output"));
+        assert!(
+            err(args(None, Some("/tmp/a"), Some("s3://b/o"))).contains("--firehose output only")
+        );
+        let arn = err(args(
+            Some("arn:aws:firehose:us-east-1:1:deliverystream/x"),
+            None,
+            None,
+        ));
+        assert!(
+            arn.contains("--firehose") && arn.contains("not the ARN"),
+            "{arn}"
+        );
+        let bad = err(args(Some("x"), None, Some("s3://B_ad/o")));
+        assert!(
+            bad.starts_with("invalid --overflow-archive: `s3://B_ad/o`"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -143,6 +143,49 @@ mod tests {
         assert_eq!(v["archived_at"], 1_763_769_601_000i64);
     }
 
+    /// The line's fields are the Parquet columns, in order; the Glue schema Firehose converts with
+    /// (schemas/firehose-glue-v1.json) has each of them, and `overflow_object`.
+    #[test]
+    fn lines_parquet_columns_and_the_glue_schema_agree() {
+        let line = encode_line(&row(), 1);
+        let mut names = Vec::new();
+        let mut rest = line.as_str();
+        // Field names in written order (serde_json would sort them).
+        while let Some(i) = rest.find("\":") {
+            let start = rest[..i].rfind('"').unwrap();
+            let name = &rest[start + 1..i];
+            if name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                names.push(name.to_owned());
+            }
+            rest = &rest[i + 2..];
+        }
+        let columns: Vec<String> = crate::encode::parquet::arrow_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(names, columns);
+        let glue: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/firehose-glue-v1.json")).unwrap();
+        let glue_columns: Vec<&str> = glue["Columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["Name"].as_str().unwrap())
+            .collect();
+        let mut expected: Vec<&str> = columns.iter().map(String::as_str).collect();
+        expected.push(OVERFLOW_FIELD);
+        assert_eq!(glue_columns, expected);
+        for c in glue["Columns"].as_array().unwrap() {
+            let t = c["Type"].as_str().unwrap();
+            match c["Name"].as_str().unwrap() {
+                "event_time" | "archived_at" => assert_eq!(t, "timestamp"),
+                "size_bytes" => assert_eq!(t, "bigint"),
+                _ => assert_eq!(t, "string"),
+            }
+        }
+    }
+
     #[test]
     fn a_pointer_line_drops_the_images_and_names_the_object() {
         let line = pointer_line(&row(), 7, "s3://b/p/orders/x.json");

@@ -293,32 +293,33 @@ async fn firehose_faults_lose_nothing_and_resend_only_failed_entries() {
     .await;
     a.stop();
 
-    let stats = fault.stats.lock().unwrap();
-    assert!(
-        stats.throttled >= 1 && stats.server_errors >= 1 && stats.resets >= 1,
-        "{stats:?}"
-    );
-    assert!(
-        stats.entries_failed >= 1,
-        "single entries failed: {stats:?}"
-    );
-    assert_eq!(
-        stats.limit_violations, 0,
-        "no call over an AWS limit: {stats:?}"
-    );
-    assert_eq!(
-        stats.resent_after_success, 0,
-        "only failed entries are sent again: {stats:?}"
-    );
-    assert_eq!(
-        stats.entries_received,
-        stats.entries_accepted + stats.entries_failed
-    );
-    assert!(
-        stats.max_records_per_call > 1,
-        "several records per call: {stats:?}"
-    );
-    drop(stats);
+    {
+        let stats = fault.stats.lock().unwrap();
+        assert!(
+            stats.throttled >= 1 && stats.server_errors >= 1 && stats.resets >= 1,
+            "{stats:?}"
+        );
+        assert!(
+            stats.entries_failed >= 1,
+            "single entries failed: {stats:?}"
+        );
+        assert_eq!(
+            stats.limit_violations, 0,
+            "no call over an AWS limit: {stats:?}"
+        );
+        assert_eq!(
+            stats.resent_after_success, 0,
+            "only failed entries are sent again: {stats:?}"
+        );
+        assert_eq!(
+            stats.entries_received,
+            stats.entries_accepted + stats.entries_failed
+        );
+        assert!(
+            stats.max_records_per_call > 1,
+            "several records per call: {stats:?}"
+        );
+    }
     // Nothing lost, nothing twice; and sorting by sequence number restores each key's order,
     // whatever order the retries delivered the lines in.
     let rows: Vec<Row> = lines.iter().map(|(k, v)| as_row(k, v)).collect();
