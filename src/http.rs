@@ -10,9 +10,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// A shard whose last successful GetRecords is older than this makes `/healthz` fail. Idle shards
-/// are polled every second and retries back off to at most 20 s, so two minutes means stuck.
-pub const STUCK_AFTER: Duration = Duration::from_secs(120);
 const MAX_REQUEST_BYTES: usize = 8 << 10;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -20,6 +17,7 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    stuck_after: Duration,
     stop: CancellationToken,
 ) {
     let mut connections = JoinSet::new();
@@ -30,7 +28,7 @@ pub async fn serve(
                 if let Ok((stream, _)) = accepted {
                     let (m, r) = (metrics.clone(), ready.clone());
                     connections.spawn(async move {
-                        let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &m, &r)).await;
+                        let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &m, &r, stuck_after)).await;
                     });
                 }
             }
@@ -44,6 +42,7 @@ async fn handle(
     mut stream: TcpStream,
     metrics: &Metrics,
     ready: &AtomicBool,
+    stuck_after: Duration,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -57,7 +56,7 @@ async fn handle(
     let line = String::from_utf8_lossy(&buf);
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, content_type, body) = route(method, path, metrics, ready);
+    let (status, content_type, body) = route(method, path, metrics, ready, stuck_after);
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -71,6 +70,7 @@ fn route(
     path: &str,
     metrics: &Metrics,
     ready: &AtomicBool,
+    stuck_after: Duration,
 ) -> (&'static str, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
     if method != "GET" {
@@ -78,7 +78,7 @@ fn route(
     }
     match path.split('?').next().unwrap_or("") {
         "/healthz" => {
-            let stuck = metrics.stuck_shards(STUCK_AFTER);
+            let stuck = metrics.stuck_shards(stuck_after);
             if stuck.is_empty() {
                 ("200 OK", TEXT, "ok\n".into())
             } else {
@@ -87,7 +87,7 @@ fn route(
                     "503 Service Unavailable",
                     TEXT,
                     format!(
-                        "stuck shards (no successful read for {STUCK_AFTER:?}): {}\n",
+                        "stuck shards (no successful read for {stuck_after:?}): {}\n",
                         list.join(", ")
                     ),
                 )

@@ -32,6 +32,7 @@ pub mod backoff;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod emf;
 pub mod encode;
 pub mod export;
 pub mod http;

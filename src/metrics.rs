@@ -98,6 +98,30 @@ impl Metrics {
             .sum()
     }
 
+    /// A counter summed per value of one of its labels (for CloudWatch EMF, see `emf`).
+    pub fn totals_by(&self, name: &'static str, label: &str) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for ((n, l), v) in &self.lock().counters {
+            if *n == name {
+                if let Some((_, value)) = l.iter().find(|(k, _)| k == label) {
+                    *out.entry(value.clone()).or_default() += v;
+                }
+            }
+        }
+        out
+    }
+
+    /// The largest iterator age (seconds) per table, at `now_ms`.
+    pub fn iterator_age_by_table(&self, now_ms: i64) -> BTreeMap<String, f64> {
+        let mut out: BTreeMap<String, f64> = BTreeMap::new();
+        for ((table, _), t) in &self.lock().newest_record_ms {
+            let age = (now_ms - t).max(0) as f64 / 1000.0;
+            let e = out.entry(table.clone()).or_default();
+            *e = e.max(age);
+        }
+        out
+    }
+
     pub fn touch_shard(&self, table: &TableName, shard: &ShardId) {
         self.lock()
             .last_poll

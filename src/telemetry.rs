@@ -16,7 +16,10 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // The `worker` span (see `cmd::run`) puts the worker id on every line of the worker
+            // and its shard tasks, as `"span":{"worker":"…"}`.
+            .with_current_span(true)
+            .with_span_list(false)
             .try_init(),
         LogFormat::Text => builder
             .with_target(false)

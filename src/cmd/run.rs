@@ -32,21 +32,30 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), C
                 listener,
                 metrics.clone(),
                 ready.clone(),
+                config.stuck_after,
                 http_stop.clone(),
             )))
         }
         None => None,
     };
+    let emf_task = (config.metrics == crate::config::cli::MetricsMode::Emf).then(|| {
+        tokio::spawn(crate::emf::run(
+            metrics.clone(),
+            config.tables.iter().map(|t| t.to_string()).collect(),
+            http_stop.clone(),
+        ))
+    });
     tracing::info!(worker_id = %config.worker_id, tables = ?config.tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(), "starting dynamo-archiver {}", env!("CARGO_PKG_VERSION"));
     // The worker stops itself within SHUTDOWN_GRACE once its shards are running; this bound also
     // covers a stop that arrives during start-up (creating the lease table can take a while).
     let stop = shutdown.clone();
     let worker_metrics = metrics.clone();
+    let span = tracing::info_span!("worker", worker = %config.worker_id);
     let result = tokio::select! {
-        r = async move {
+        r = tracing::Instrument::instrument(async move {
             let clients = crate::aws::load().await;
             worker::run(config, clients, worker_metrics, shutdown, ready).await
-        } => r,
+        }, span) => r,
         _ = async {
             stop.cancelled().await;
             tokio::time::sleep(STOP_DEADLINE).await;
@@ -54,6 +63,9 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), C
     };
     http_stop.cancel();
     if let Some(t) = http_task {
+        let _ = t.await;
+    }
+    if let Some(t) = emf_task {
         let _ = t.await;
     }
     tracing::info!(

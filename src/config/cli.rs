@@ -6,6 +6,14 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// `--metrics`: extra metric output besides `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricsMode {
+    Off,
+    Emf,
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "dynamo-archiver",
@@ -140,6 +148,16 @@ pub struct RunArgs {
     /// once). [default: 30s]
     #[arg(long, env = "ARCHIVER_DISCOVERY_INTERVAL", value_name = "D")]
     pub discovery_interval: Option<String>,
+
+    /// `/healthz` fails when a shard this worker owns has had no successful read for this long
+    /// (idle shards are read every second; retries wait up to 20 s). [default: 120s]
+    #[arg(long, env = "ARCHIVER_STUCK_AFTER", value_name = "D")]
+    pub stuck_after: Option<String>,
+
+    /// Metrics also as CloudWatch embedded metric format lines on stdout, once a minute
+    /// (`emf`), for alarms without a Prometheus scraper; or `off`. [default: off]
+    #[arg(long, env = "ARCHIVER_METRICS", value_name = "M")]
+    pub metrics: Option<MetricsMode>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

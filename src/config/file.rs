@@ -26,6 +26,8 @@ pub struct FileConfig {
     pub sse_kms_key: Option<String>,
     pub spool_dir: Option<PathBuf>,
     pub discovery_interval: Option<String>,
+    pub stuck_after: Option<String>,
+    pub metrics: Option<super::cli::MetricsMode>,
     pub segments: Option<u32>,
     pub parallel: Option<u32>,
     pub max_rcu: Option<f64>,

@@ -21,6 +21,9 @@ pub const DEFAULT_FLUSH_SIZE_BYTES: u64 = 128 << 20;
 pub const DEFAULT_HTTP: &str = "0.0.0.0:9464";
 pub const DEFAULT_FAILOVER_TIME: Duration = Duration::from_secs(10);
 pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
+/// A shard with no successful read for this long makes `/healthz` fail: idle shards are read every
+/// second and retries back off to at most 20 s, so two minutes means stuck.
+pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(120);
 /// Below this a file would hold too few rows to be worth an S3 object.
 pub const MIN_FLUSH_SIZE_BYTES: u64 = 64 << 10;
 /// S3's largest single object is 5 TiB, but files past a few GiB make Athena scans and restarts
@@ -265,6 +268,8 @@ pub struct RunConfig {
     pub sse_kms_key: Option<String>,
     pub spool_dir: PathBuf,
     pub discovery_interval: Duration,
+    pub stuck_after: Duration,
+    pub metrics: cli::MetricsMode,
 }
 
 impl RunConfig {
@@ -374,7 +379,24 @@ impl RunConfig {
                         .into(),
             });
         }
+        let stuck_after = duration(
+            "--stuck-after",
+            args.stuck_after.as_ref(),
+            file.stuck_after.as_ref(),
+            DEFAULT_STUCK_AFTER,
+        )?;
+        if stuck_after < Duration::from_secs(2) {
+            return Err(ConfigError::BadValue {
+                option: "--stuck-after",
+                message: "must be at least 2s (idle shards are read every second); keep it above 60s in production, where retries wait up to 20s".into(),
+            });
+        }
         Ok(Self {
+            stuck_after,
+            metrics: args
+                .metrics
+                .or(file.metrics)
+                .unwrap_or(cli::MetricsMode::Off),
             tables,
             output,
             lease_table,

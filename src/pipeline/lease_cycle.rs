@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub(super) struct Ctx {
     pub clients: Clients,
@@ -419,5 +420,6 @@ fn spawn(
         ctx.settings.clone(),
         control,
     );
-    tasks.spawn(async move { (index, shard, task.run(token).await) });
+    // The shard task logs inside the worker's span (the worker id on every line).
+    tasks.spawn(async move { (index, shard, task.run(token).await) }.in_current_span());
 }

@@ -220,7 +220,9 @@ impl ShardTask {
         }
         // The reader is owned by its own task from here on; this task awaits it below.
         let reader = self.reader.take().expect("a shard task runs once");
-        let reader_task = tokio::spawn(reader.run(tx, reader_stop.clone()));
+        let reader_task = tokio::spawn(tracing::Instrument::in_current_span(
+            reader.run(tx, reader_stop.clone()),
+        ));
         let result = self.follow(&mut rx, &stop).await;
         reader_stop.cancel();
         drop(rx);
