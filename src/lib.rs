@@ -9,14 +9,18 @@
 //! - [`types`]: newtypes for tables, streams, shards and sequence numbers (ordered by value).
 //! - [`lineage`]: the pure decision of which shards may be read, given their parents.
 //! - [`stream`]: typed DynamoDB Streams calls and the per-shard reader task.
-//! - [`encode`]: canonical DynamoDB JSON, the schema v1 row, Parquet files, Athena/DuckDB SQL.
-//! - [`sink`]: where files go (S3 or a local directory), create-only, under deterministic names.
+//! - [`encode`]: canonical DynamoDB JSON, the schema v1 row, Parquet files, JSON lines,
+//!   Athena/DuckDB SQL.
+//! - [`sink`]: where files go (S3 or a local directory), create-only, under deterministic names;
+//!   and the Firehose output (lines packed into records, PutRecordBatch until acknowledged).
 //! - [`leases`]: the lease table, holding each shard's owner and checkpoint.
 //! - [`pipeline`]: the worker that owns the shard map and one task per shard.
 //! - [`backfill`]: a table's existing items by parallel Scan, resumable, as SNAPSHOT rows.
-//! - [`audit`]: `verify`: checks that the archive is complete and untampered.
+//! - [`audit`]: `verify`, `history`, `snapshot`: the archive checked, one item's timeline, a
+//!   table as of an instant.
 //! - [`export`]: a DynamoDB Export to S3 (full or incremental) converted into the archive.
-//! - [`metrics`], [`http`]: Prometheus metrics and the `/healthz`, `/readyz`, `/metrics` endpoint.
+//! - [`metrics`], [`http`], [`emf`]: Prometheus metrics, the `/healthz`, `/readyz`, `/metrics`
+//!   endpoint, and CloudWatch embedded metric format lines (`--metrics emf`).
 //! - [`backoff`]: exponential backoff with jitter for the archiver's retry loops.
 //! - [`clock`]: wall-clock time in the archive's units.
 //! - [`aws`]: SDK clients from the standard credential and endpoint chain.
