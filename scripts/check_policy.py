@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Every AWS operation the binary calls is allowed by its task role, and nothing beyond is granted.
 
-Run by scripts/check-infra (with .local/venv/bin/python, which has cfn-lint). Exit status 0 when
-the grants of the worker role and of the backfill role in infra/dynamo-archiver.yaml are exactly
-what the Rust sources call, 1 otherwise, with a report either way.
+Run by scripts/check-infra (with .local/infra-venv/bin/python, which has cfn-lint). Exit status 0
+when the grants of the worker role and of the backfill role in infra/dynamo-archiver.yaml are
+exactly what the Rust sources call, 1 otherwise, with a report either way.
 
 How it works
 ------------
@@ -40,7 +40,7 @@ How it works
    an attached managed policy, or a resource the check cannot classify: each is a failure. The
    same wildcard rules are applied to every other identity policy in the template.
 
-Usage: scripts/check_policy.py [--template infra/dynamo-archiver.yaml] [--src src]
+Usage: scripts/check_policy.py [--template infra/dynamo-archiver.yaml] [--src src] [--expand-to PATH]
 """
 
 from __future__ import annotations
@@ -844,9 +844,9 @@ def main() -> int:
 
     print("AWS operations called by the binary, by task role (from src/, module reachability):")
     role_needs: dict[str, dict[Need, list[CallSite]]] = {}
+    role_mods = {role: reachable(entries, files) for role, entries in ROLES.items()}
     for role, entries in ROLES.items():
-        mods = reachable(entries, files)
-        role_sites = [s for m in sorted(mods) for s in sites[files[m].path]]
+        role_sites = [s for m in sorted(role_mods[role]) for s in sites[files[m].path]]
         role_needs[role] = needs_of(role_sites, errors)
         print(f"\n  {role} (commands: {', '.join(Path(e).stem.replace('_', '-') for e in entries)})")
         for need, where in sorted(role_needs[role].items(), key=lambda kv: (kv[0].action, kv[0].kind)):
@@ -855,10 +855,9 @@ def main() -> int:
             print(f"    {need.action:<32} {need.kind:<16}{feat}")
             for o in ops:
                 print(f"        {o}")
-    operator_only = set()
-    for m, f in files.items():
-        if sites[f.path] and not any(m in reachable(e, files) for e in ROLES.values()):
-            operator_only.add(f.path)
+    operator_only = {
+        f.path for m, f in files.items() if sites[f.path] and not any(m in mods for mods in role_mods.values())
+    }
     if operator_only:
         print("\n  Call sites reached only by operator commands (no task role needed):", ", ".join(sorted(operator_only)))
 
@@ -889,6 +888,7 @@ def main() -> int:
 
 def report_and_exit(errors: list[str]) -> int:
     print()
+    errors = list(dict.fromkeys(errors))  # a shared module's problem is found once per role
     if errors:
         print(f"check_policy: {len(errors)} problem(s):")
         for e in errors:

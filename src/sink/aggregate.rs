@@ -11,6 +11,11 @@
 /// Largest Firehose record, before base64 encoding: 1,000 KiB.
 /// <https://docs.aws.amazon.com/firehose/latest/dev/limits.html>
 pub const MAX_RECORD_BYTES: usize = 1_000 * 1024;
+/// Most lines packed into one record: Firehose's multi-record de-aggregation (needed before
+/// dynamic partitioning and format conversion of packed records) splits at most 500 per record.
+/// Half a megabyte of 1 KB lines per record still makes the 5 KB rounding negligible.
+/// <https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-multirecord-deaggergation.html>
+pub const MAX_LINES_PER_RECORD: usize = 500;
 /// Most records in one PutRecordBatch call.
 /// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>
 pub const MAX_BATCH_RECORDS: usize = 500;
@@ -40,6 +45,7 @@ pub struct Aggregator {
     sealed: Vec<Vec<u8>>,
     sealed_bytes: usize,
     current: Vec<u8>,
+    current_lines: usize,
     lines: usize,
 }
 
@@ -57,6 +63,7 @@ impl Aggregator {
             sealed: Vec::new(),
             sealed_bytes: 0,
             current: Vec::new(),
+            current_lines: 0,
             lines: 0,
         }
     }
@@ -67,10 +74,13 @@ impl Aggregator {
         if line.len() > self.max_record {
             return Err(LineTooLong { len: line.len() });
         }
-        if self.current.len() + line.len() > self.max_record {
+        if self.current.len() + line.len() > self.max_record
+            || self.current_lines == MAX_LINES_PER_RECORD
+        {
             self.seal();
         }
         self.current.extend_from_slice(line);
+        self.current_lines += 1;
         self.lines += 1;
         Ok(())
     }
@@ -82,6 +92,7 @@ impl Aggregator {
             self.sealed_bytes += record.len();
             self.sealed.push(record);
         }
+        self.current_lines = 0;
     }
 
     /// Bytes held, in sealed and open records.
@@ -173,6 +184,22 @@ mod tests {
     }
 
     #[test]
+    fn a_record_holds_at_most_500_lines() {
+        let mut a = Aggregator::default();
+        for i in 0..1001 {
+            a.push(&line(i, 20)).unwrap();
+        }
+        let records = a.take();
+        assert_eq!(
+            records
+                .iter()
+                .map(|r| r.iter().filter(|b| **b == b'\n').count())
+                .collect::<Vec<_>>(),
+            vec![500, 500, 1]
+        );
+    }
+
+    #[test]
     fn a_line_over_the_limit_is_refused_and_nothing_else_changes() {
         let mut a = Aggregator::with_record_limit(100);
         a.push(&line(0, 50)).unwrap();
@@ -217,9 +244,12 @@ mod tests {
         #[test]
         fn packing_keeps_every_line_whole_and_in_order(
             lens in proptest::collection::vec(4usize..3000, 0..1500),
-            limit in 3000usize..20_000,
+            limit in 3000usize..60_000,
             take_every in 1usize..2000,
+            tiny in any::<bool>(),
         ) {
+            // Tiny lines reach the 500-lines-per-record cap before the byte limit.
+            let lens: Vec<usize> = lens.iter().map(|&n| if tiny { 4 + n % 40 } else { n }).collect();
             let lines: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &n)| line(i, n)).collect();
             let mut a = Aggregator::with_record_limit(limit);
             let mut calls = Vec::new();
@@ -237,6 +267,7 @@ mod tests {
                 prop_assert!(call.iter().map(Vec::len).sum::<usize>() <= MAX_BATCH_BYTES);
                 for record in call {
                     prop_assert!(record.len() <= limit);
+                    prop_assert!(record.iter().filter(|b| **b == b'\n').count() <= MAX_LINES_PER_RECORD);
                     prop_assert_eq!(record.last(), Some(&b'\n'), "a record ends with a whole line");
                     joined.extend_from_slice(record);
                 }
