@@ -7,6 +7,8 @@ mod backfill;
 mod bad_input;
 mod crash;
 mod fault_firehose;
+mod fault_streams;
+mod faults;
 mod fidelity;
 mod firehose;
 mod import_export;

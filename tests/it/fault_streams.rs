@@ -1,0 +1,517 @@
+//! A fault-injecting DynamoDB Streams server for tests: it speaks enough of the Streams JSON
+//! protocol (DescribeStream with paging, GetShardIterator, GetRecords) for the real SDK, serves a
+//! scripted shard graph that DynamoDB Local cannot make (a split into two children, many open
+//! shards, chains of rollovers, a parent trimmed while it is read), and injects faults from a
+//! seeded random source: LimitExceededException, HTTP 500, a reset connection, latency, empty pages
+//! with data further on, a page cap in bytes (AWS's 1 MB), and iterators that expire.
+//!
+//! Every record's item carries its key `id` and a per-key version `v`, so a test can check from
+//! the archive alone that nothing was lost or repeated and that each key's versions come in
+//! order (lineage first, then sequence number).
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One stream record as the server holds it.
+#[derive(Debug, Clone)]
+pub struct Rec {
+    pub seq: u128,
+    pub key: u64,
+    pub version: u64,
+    pub event: &'static str,
+    pub event_id: String,
+    pub time_s: f64,
+    pub payload: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Shard {
+    pub id: String,
+    pub parent: Option<String>,
+    pub records: Vec<Rec>,
+    pub closed: bool,
+    /// Records below this index are trimmed (no longer readable).
+    pub trimmed_below: usize,
+    /// Once a read reaches this index, everything below `trim_to` is trimmed (a trim while the
+    /// shard is read: the records between are lost, the gap must be reported).
+    pub trim_when_read_to: Option<(usize, usize)>,
+    /// The records a scripted trim made unreadable before they were read: [from, to).
+    pub lost: Option<(usize, usize)>,
+}
+
+/// The scripted stream.
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    pub shards: Vec<Shard>,
+}
+
+/// Fault rates (each per call, in [0, 1]) and shapes.
+#[derive(Debug, Clone)]
+pub struct Faults {
+    pub seed: u64,
+    pub throttle: f64,
+    pub server_error: f64,
+    pub reset: f64,
+    /// An answer delayed by up to this long.
+    pub max_latency: Duration,
+    /// An empty page (with the iterator unchanged) although records follow.
+    pub empty_page: f64,
+    /// Every Nth GetRecords call with an iterator fails with ExpiredIteratorException.
+    pub expire_every: Option<u64>,
+    /// Most bytes of records in one page (AWS: 1 MB).
+    pub page_bytes: usize,
+    /// Most shards in one DescribeStream page (AWS allows up to 100; smaller pages exercise paging).
+    pub describe_page: usize,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            throttle: 0.0,
+            server_error: 0.0,
+            reset: 0.0,
+            max_latency: Duration::ZERO,
+            empty_page: 0.0,
+            expire_every: None,
+            page_bytes: 1 << 20,
+            describe_page: 100,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub calls: u64,
+    pub get_records: u64,
+    pub throttled: u64,
+    pub server_errors: u64,
+    pub resets: u64,
+    pub empty_pages: u64,
+    pub expired: u64,
+    pub trimmed_answers: u64,
+    pub capped_pages: u64,
+    pub describe_pages: u64,
+}
+
+struct State {
+    graph: Graph,
+    rng: StdRng,
+    stats: Stats,
+}
+
+pub struct FaultStreams {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultStreams {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const SEQ_BASE: u128 = 400_000_000_000_000_000_000;
+
+impl Graph {
+    /// Records for `keys` keys, versions 1..=`versions` each, spread over shards in the order of
+    /// `route(key, version) -> shard index`; sequence numbers rise per shard.
+    pub fn fill(
+        mut shards: Vec<Shard>,
+        keys: u64,
+        versions: u64,
+        payload: usize,
+        route: impl Fn(u64, u64) -> usize,
+    ) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            .floor();
+        for v in 1..=versions {
+            for k in 0..keys {
+                let s = route(k, v);
+                let shard = &mut shards[s];
+                let i = shard.records.len() as u128;
+                shard.records.push(Rec {
+                    seq: SEQ_BASE + (s as u128) * 1_000_000_000 + i * 7 + 3,
+                    key: k,
+                    version: v,
+                    event: if v == 1 { "INSERT" } else { "MODIFY" },
+                    event_id: format!("{s:04}-{k:08}-{v:06}"),
+                    time_s: now - 60.0,
+                    payload,
+                });
+            }
+        }
+        Self { shards }
+    }
+
+    pub fn shard(id: &str, parent: Option<&str>, closed: bool) -> Shard {
+        Shard {
+            id: id.to_owned(),
+            parent: parent.map(str::to_owned),
+            records: Vec::new(),
+            closed,
+            trimmed_below: 0,
+            trim_when_read_to: None,
+            lost: None,
+        }
+    }
+
+    /// Depth of each shard in its lineage (roots 0), for ordering rows.
+    pub fn depth(&self, id: &str) -> usize {
+        let mut d = 0;
+        let mut cur = id.to_owned();
+        while let Some(p) = self
+            .shards
+            .iter()
+            .find(|s| s.id == cur)
+            .and_then(|s| s.parent.clone())
+        {
+            d += 1;
+            cur = p;
+        }
+        d
+    }
+}
+
+fn record_json(r: &Rec) -> Value {
+    let image = |v: u64| {
+        json!({
+            "id": {"N": r.key.to_string()},
+            "v": {"N": v.to_string()},
+            "payload": {"S": "p".repeat(r.payload)}
+        })
+    };
+    let mut ddb = json!({
+        "ApproximateCreationDateTime": r.time_s,
+        "Keys": {"id": {"N": r.key.to_string()}},
+        "NewImage": image(r.version),
+        "SequenceNumber": r.seq.to_string(),
+        "SizeBytes": 40 + r.payload,
+        "StreamViewType": "NEW_AND_OLD_IMAGES"
+    });
+    if r.version > 1 {
+        ddb["OldImage"] = image(r.version - 1);
+    }
+    json!({
+        "eventID": r.event_id,
+        "eventName": r.event,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": ddb
+    })
+}
+
+/// Iterators name the shard, the index of the next record and a serial (for expiry).
+fn iterator(shard: &str, index: usize, serial: u64) -> String {
+    format!("fault|{shard}|{index}|{serial}")
+}
+
+fn parse_iterator(it: &str) -> Option<(String, usize, u64)> {
+    let mut p = it.split('|');
+    (p.next()? == "fault").then_some(())?;
+    Some((
+        p.next()?.to_owned(),
+        p.next()?.parse().ok()?,
+        p.next()?.parse().ok()?,
+    ))
+}
+
+fn error(code: &str, message: &str) -> (u16, Value) {
+    let status = if code == "InternalServerError" {
+        500
+    } else {
+        400
+    };
+    (
+        status,
+        json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{code}"), "message": message}),
+    )
+}
+
+impl FaultStreams {
+    pub async fn start(graph: Graph, faults: Faults) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State {
+            graph,
+            rng: StdRng::seed_from_u64(faults.seed),
+            stats: Stats::default(),
+        }));
+        let shared = state.clone();
+        let faults = Arc::new(faults);
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                let (state, faults) = (shared.clone(), faults.clone());
+                connections.spawn(async move {
+                    let _ = serve(socket, &state, &faults).await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Self { port, state, task }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.state.lock().unwrap().stats.clone()
+    }
+
+    /// Appends records to an open shard, or closes it (new data while the worker runs).
+    pub fn with_graph<T>(&self, f: impl FnOnce(&mut Graph) -> T) -> T {
+        f(&mut self.state.lock().unwrap().graph)
+    }
+}
+
+async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    let (mut target, mut length) = (String::new(), 0usize);
+    for line in head.lines().skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "x-amz-target" => target = value.trim().to_owned(),
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    while buf.len() < header_end + length {
+        let mut chunk = vec![0u8; 16 << 10];
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = buf[header_end..header_end + length].to_vec();
+    buf.drain(..header_end + length);
+    Some((target, body))
+}
+
+enum Answer {
+    Reply(u16, Value),
+    Reset,
+}
+
+async fn serve(mut socket: TcpStream, state: &Mutex<State>, faults: &Faults) -> Option<()> {
+    let mut buf = Vec::new();
+    loop {
+        let (target, body) = read_request(&mut socket, &mut buf).await?;
+        let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let (answer, delay) = {
+            let mut st = state.lock().unwrap();
+            st.stats.calls += 1;
+            let delay = if faults.max_latency.is_zero() {
+                Duration::ZERO
+            } else {
+                let ms = faults.max_latency.as_millis() as u64;
+                Duration::from_millis(st.rng.random_range(0..=ms))
+            };
+            let roll: f64 = st.rng.random();
+            let answer = if roll < faults.throttle {
+                st.stats.throttled += 1;
+                let (s, v) = error("LimitExceededException", "Rate exceeded for shard");
+                Answer::Reply(s, v)
+            } else if roll < faults.throttle + faults.server_error {
+                st.stats.server_errors += 1;
+                let (s, v) = error("InternalServerError", "injected");
+                Answer::Reply(s, v)
+            } else if roll < faults.throttle + faults.server_error + faults.reset {
+                st.stats.resets += 1;
+                Answer::Reset
+            } else {
+                let (s, v) = handle(&mut st, faults, &target, &body);
+                Answer::Reply(s, v)
+            };
+            (answer, delay)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match answer {
+            Answer::Reset => return None,
+            Answer::Reply(status, value) => {
+                let body = value.to_string();
+                let text = format!(
+                    "HTTP/1.1 {status} {}\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fault\r\ncontent-length: {}\r\n\r\n{body}",
+                    if status == 200 { "OK" } else { "Error" },
+                    body.len()
+                );
+                socket.write_all(text.as_bytes()).await.ok()?;
+            }
+        }
+    }
+}
+
+fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, Value) {
+    let op = target.rsplit('.').next().unwrap_or("");
+    match op {
+        "DescribeStream" => {
+            st.stats.describe_pages += 1;
+            let arn = body["StreamArn"].as_str().unwrap_or("").to_owned();
+            let limit = body["Limit"].as_u64().map_or(faults.describe_page, |l| {
+                (l as usize).min(faults.describe_page)
+            });
+            let start = body["ExclusiveStartShardId"].as_str();
+            let all = &st.graph.shards;
+            let from = match start {
+                Some(id) => all
+                    .iter()
+                    .position(|s| s.id == id)
+                    .map_or(all.len(), |i| i + 1),
+                None => 0,
+            };
+            let page: Vec<Value> = all
+                .iter()
+                .skip(from)
+                .take(limit)
+                .map(|s| {
+                    let mut range = json!({"StartingSequenceNumber":
+                        s.records.first().map_or(SEQ_BASE, |r| r.seq).to_string()});
+                    if s.closed {
+                        range["EndingSequenceNumber"] =
+                            json!(s.records.last().map_or(SEQ_BASE, |r| r.seq).to_string());
+                    }
+                    let mut v = json!({"ShardId": s.id, "SequenceNumberRange": range});
+                    if let Some(p) = &s.parent {
+                        v["ParentShardId"] = json!(p);
+                    }
+                    v
+                })
+                .collect();
+            let mut desc = json!({
+                "StreamArn": arn,
+                "StreamLabel": "2026-11-22T00:00:00.000",
+                "StreamStatus": "ENABLED",
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+                "CreationRequestDateTime": 1.7637e9,
+                "TableName": arn.split('/').nth(1).unwrap_or("t"),
+                "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                "Shards": page,
+            });
+            if from + limit < all.len() {
+                desc["LastEvaluatedShardId"] = json!(all[from + limit - 1].id);
+            }
+            (200, json!({"StreamDescription": desc}))
+        }
+        "GetShardIterator" => {
+            let id = body["ShardId"].as_str().unwrap_or("");
+            let Some(shard) = st.graph.shards.iter().find(|s| s.id == id) else {
+                return error("ResourceNotFoundException", "no such shard");
+            };
+            let index = match body["ShardIteratorType"].as_str().unwrap_or("") {
+                "TRIM_HORIZON" => shard.trimmed_below,
+                "LATEST" => shard.records.len(),
+                kind @ ("AFTER_SEQUENCE_NUMBER" | "AT_SEQUENCE_NUMBER") => {
+                    let seq: u128 = body["SequenceNumber"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    let Some(at) = shard.records.iter().position(|r| r.seq == seq) else {
+                        return error("ValidationException", "no record with that sequence number");
+                    };
+                    let index = if kind == "AFTER_SEQUENCE_NUMBER" {
+                        at + 1
+                    } else {
+                        at
+                    };
+                    if at < shard.trimmed_below {
+                        st.stats.trimmed_answers += 1;
+                        return error(
+                            "TrimmedDataAccessException",
+                            "the requested sequence number is beyond the trim horizon",
+                        );
+                    }
+                    index
+                }
+                _ => return error("ValidationException", "bad iterator type"),
+            };
+            (200, json!({"ShardIterator": iterator(id, index, 0)}))
+        }
+        "GetRecords" => {
+            st.stats.get_records += 1;
+            let Some((id, index, serial)) = body["ShardIterator"].as_str().and_then(parse_iterator)
+            else {
+                return error("ValidationException", "bad iterator");
+            };
+            if let Some(n) = faults.expire_every {
+                if st.stats.get_records % n == 0 {
+                    st.stats.expired += 1;
+                    return error("ExpiredIteratorException", "Iterator expired");
+                }
+            }
+            let limit = body["Limit"].as_u64().unwrap_or(1000) as usize;
+            let empty_roll: f64 = st.rng.random();
+            let Some(shard) = st.graph.shards.iter_mut().find(|s| s.id == id) else {
+                return error("ResourceNotFoundException", "no such shard");
+            };
+            if let Some((at, to)) = shard.trim_when_read_to {
+                if index >= at {
+                    shard.trimmed_below = shard.trimmed_below.max(to);
+                    shard.trim_when_read_to = None;
+                    shard.lost = Some((index, to));
+                }
+            }
+            if index < shard.trimmed_below {
+                st.stats.trimmed_answers += 1;
+                return error(
+                    "TrimmedDataAccessException",
+                    "the iterator points to trimmed records",
+                );
+            }
+            let end = shard.records.len();
+            if index < end && empty_roll < faults.empty_page {
+                st.stats.empty_pages += 1;
+                return (
+                    200,
+                    json!({"Records": [], "NextShardIterator": iterator(&id, index, serial + 1)}),
+                );
+            }
+            let mut records = Vec::new();
+            let mut bytes = 0;
+            let mut next = index;
+            while next < end && records.len() < limit {
+                let v = record_json(&shard.records[next]);
+                let len = v.to_string().len();
+                if !records.is_empty() && bytes + len > faults.page_bytes {
+                    st.stats.capped_pages += 1;
+                    break;
+                }
+                bytes += len;
+                records.push(v);
+                next += 1;
+            }
+            let mut out = json!({"Records": records});
+            if !(shard.closed && next >= end) {
+                out["NextShardIterator"] = json!(iterator(&id, next, serial + 1));
+            }
+            (200, out)
+        }
+        "ListStreams" => (200, json!({"Streams": []})),
+        _ => error("UnknownOperationException", op),
+    }
+}
