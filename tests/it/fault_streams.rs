@@ -27,6 +27,9 @@ pub struct Rec {
     pub event_id: String,
     pub time_s: f64,
     pub payload: usize,
+    /// Served only from this instant (epoch ms; 0: from the start): records that "happen" while
+    /// the worker runs, for latency measurements.
+    pub visible_ms: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +150,7 @@ impl Graph {
                     event_id: format!("{s:04}-{k:08}-{v:06}"),
                     time_s: now - 60.0,
                     payload,
+                    visible_ms: 0,
                 });
             }
         }
@@ -182,33 +186,30 @@ impl Graph {
     }
 }
 
-fn record_json(r: &Rec) -> Value {
+/// One record as GetRecords JSON, written directly (the soak serves millions of them).
+fn record_text(r: &Rec) -> String {
     let image = |v: u64| {
-        json!({
-            "id": {"N": r.key.to_string()},
-            "v": {"N": v.to_string()},
-            "payload": {"S": "p".repeat(r.payload)}
-        })
+        format!(
+            r#"{{"id":{{"N":"{}"}},"v":{{"N":"{v}"}},"payload":{{"S":"{}"}}}}"#,
+            r.key,
+            "p".repeat(r.payload)
+        )
     };
-    let mut ddb = json!({
-        "ApproximateCreationDateTime": r.time_s,
-        "Keys": {"id": {"N": r.key.to_string()}},
-        "NewImage": image(r.version),
-        "SequenceNumber": r.seq.to_string(),
-        "SizeBytes": 40 + r.payload,
-        "StreamViewType": "NEW_AND_OLD_IMAGES"
-    });
-    if r.version > 1 {
-        ddb["OldImage"] = image(r.version - 1);
-    }
-    json!({
-        "eventID": r.event_id,
-        "eventName": r.event,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": ddb
-    })
+    let old = if r.version > 1 {
+        format!(r#","OldImage":{}"#, image(r.version - 1))
+    } else {
+        String::new()
+    };
+    format!(
+        r#"{{"eventID":"{id}","eventName":"{ev}","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"us-east-1","dynamodb":{{"ApproximateCreationDateTime":{t:.3},"Keys":{{"id":{{"N":"{k}"}}}},"NewImage":{new}{old},"SequenceNumber":"{seq}","SizeBytes":{size},"StreamViewType":"NEW_AND_OLD_IMAGES"}}}}"#,
+        id = r.event_id,
+        ev = r.event,
+        t = r.time_s,
+        k = r.key,
+        new = image(r.version),
+        seq = r.seq,
+        size = 40 + r.payload,
+    )
 }
 
 /// Iterators name the shard, the index of the next record and a serial (for expiry).
@@ -226,7 +227,7 @@ fn parse_iterator(it: &str) -> Option<(String, usize, u64)> {
     ))
 }
 
-fn error(code: &str, message: &str) -> (u16, Value) {
+fn error(code: &str, message: &str) -> (u16, String) {
     let status = if code == "InternalServerError" {
         500
     } else {
@@ -234,7 +235,8 @@ fn error(code: &str, message: &str) -> (u16, Value) {
     };
     (
         status,
-        json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{code}"), "message": message}),
+        json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{code}"), "message": message})
+            .to_string(),
     )
 }
 
@@ -313,7 +315,7 @@ async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(Stri
 }
 
 enum Answer {
-    Reply(u16, Value),
+    Reply(u16, String),
     Reset,
 }
 
@@ -354,8 +356,7 @@ async fn serve(mut socket: TcpStream, state: &Mutex<State>, faults: &Faults) -> 
         }
         match answer {
             Answer::Reset => return None,
-            Answer::Reply(status, value) => {
-                let body = value.to_string();
+            Answer::Reply(status, body) => {
                 let text = format!(
                     "HTTP/1.1 {status} {}\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fault\r\ncontent-length: {}\r\n\r\n{body}",
                     if status == 200 { "OK" } else { "Error" },
@@ -367,7 +368,7 @@ async fn serve(mut socket: TcpStream, state: &Mutex<State>, faults: &Faults) -> 
     }
 }
 
-fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, Value) {
+fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, String) {
     let op = target.rsplit('.').next().unwrap_or("");
     match op {
         "DescribeStream" => {
@@ -416,7 +417,7 @@ fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, 
             if from + limit < all.len() {
                 desc["LastEvaluatedShardId"] = json!(all[from + limit - 1].id);
             }
-            (200, json!({"StreamDescription": desc}))
+            (200, json!({"StreamDescription": desc}).to_string())
         }
         "GetShardIterator" => {
             let id = body["ShardId"].as_str().unwrap_or("");
@@ -450,7 +451,10 @@ fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, 
                 }
                 _ => return error("ValidationException", "bad iterator type"),
             };
-            (200, json!({"ShardIterator": iterator(id, index, 0)}))
+            (
+                200,
+                json!({"ShardIterator": iterator(id, index, 0)}).to_string(),
+            )
         }
         "GetRecords" => {
             st.stats.get_records += 1;
@@ -483,35 +487,55 @@ fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, 
                     "the iterator points to trimmed records",
                 );
             }
-            let end = shard.records.len();
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            // Records not yet "written" are not served (they are sorted by visibility per shard).
+            let end = shard.records.len()
+                - shard
+                    .records
+                    .iter()
+                    .rev()
+                    .take_while(|r| r.visible_ms > now_ms)
+                    .count();
             if index < end && empty_roll < faults.empty_page {
                 st.stats.empty_pages += 1;
                 return (
                     200,
-                    json!({"Records": [], "NextShardIterator": iterator(&id, index, serial + 1)}),
+                    json!({"Records": [], "NextShardIterator": iterator(&id, index, serial + 1)})
+                        .to_string(),
                 );
             }
-            let mut records = Vec::new();
+            let mut page = String::from(r#"{"Records":["#);
+            let mut count = 0;
             let mut bytes = 0;
             let mut next = index;
-            while next < end && records.len() < limit {
-                let v = record_json(&shard.records[next]);
-                let len = v.to_string().len();
-                if !records.is_empty() && bytes + len > faults.page_bytes {
+            while next < end && count < limit {
+                let text = record_text(&shard.records[next]);
+                if count > 0 && bytes + text.len() > faults.page_bytes {
                     st.stats.capped_pages += 1;
                     break;
                 }
-                bytes += len;
-                records.push(v);
+                if count > 0 {
+                    page.push(',');
+                }
+                bytes += text.len();
+                page.push_str(&text);
+                count += 1;
                 next += 1;
             }
-            let mut out = json!({"Records": records});
-            if !(shard.closed && next >= end) {
-                out["NextShardIterator"] = json!(iterator(&id, next, serial + 1));
+            page.push(']');
+            if !(shard.closed && next >= shard.records.len()) {
+                page.push_str(&format!(
+                    r#","NextShardIterator":"{}""#,
+                    iterator(&id, next, serial + 1)
+                ));
             }
-            (200, out)
+            page.push('}');
+            (200, page)
         }
-        "ListStreams" => (200, json!({"Streams": []})),
+        "ListStreams" => (200, r#"{"Streams":[]}"#.to_owned()),
         _ => error("UnknownOperationException", op),
     }
 }

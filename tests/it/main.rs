@@ -16,6 +16,7 @@ mod leases_cmd;
 mod operate;
 mod s3_sink;
 mod snapshot;
+mod soak;
 mod stall_proxy;
 mod stream_archive;
 mod verify;
