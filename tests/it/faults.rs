@@ -315,3 +315,143 @@ async fn a_kill_in_the_middle_of_a_split_under_faults_loses_and_repeats_nothing(
     b.stop();
     assert_complete(&graph, &read_archive(&archive));
 }
+
+/// Incompressible-looking bytes, spooled as a file ready to publish.
+fn spooled(dir: &std::path::Path, len: usize) -> dynamo_archiver::encode::parquet::SpooledFile {
+    use sha2::Digest;
+    let body: Vec<u8> = (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[2])
+        .collect();
+    let path = dir.join("upload.bin");
+    std::fs::write(&path, &body).unwrap();
+    dynamo_archiver::encode::parquet::SpooledFile {
+        path,
+        sha256: sha2::Sha256::digest(&body).into(),
+        size_bytes: len as u64,
+        rows: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_slowdowns_and_resets_inside_a_multipart_upload_land_the_file_once() {
+    use crate::fault_s3::{upload_part, FaultS3, S3Fault, S3Faults};
+    use dynamo_archiver::sink::s3::{S3Sink, PART_SIZE_BYTES};
+    use dynamo_archiver::sink::{ArchiveSink, Published};
+    let stack = Stack::start_with_s3().await;
+    stack.create_bucket("archive").await;
+    let proxy = FaultS3::start(
+        stack.moto.as_ref().unwrap().port,
+        S3Faults {
+            seed: 7,
+            // The first part: refused, then written but its answer lost, then cut before it
+            // reaches S3; after that, one part in five is slowed down.
+            script: vec![S3Fault::SlowDown, S3Fault::ResetAfter, S3Fault::ResetBefore],
+            slow_down: 0.2,
+            reset_before: 0.0,
+            reset_after: 0.0,
+            select: upload_part,
+        },
+    )
+    .await;
+    let sink = ArchiveSink::S3(S3Sink::new(
+        s3_client(&proxy.endpoint()).await,
+        "archive".into(),
+        "p".into(),
+        None,
+    ));
+    let file = spooled(stack.dir.path(), (PART_SIZE_BYTES + (2 << 20)) as usize);
+    let key = "t/dt=2026-11-22/shardId-1_1_9.parquet";
+    assert_eq!(
+        sink.publish_retrying(key, &file).await.unwrap(),
+        Published::Created
+    );
+    let stats = proxy.stats.lock().unwrap().clone();
+    assert!(
+        stats.slow_downs >= 1 && stats.resets_after == 1 && stats.resets_before == 1,
+        "{stats:?}"
+    );
+    let s3 = stack.s3.as_ref().unwrap();
+    let body = s3
+        .get_object()
+        .bucket("archive")
+        .key(format!("p/{key}"))
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    use sha2::Digest;
+    assert_eq!(
+        <[u8; 32]>::from(sha2::Sha256::digest(&body)),
+        file.sha256,
+        "lands whole"
+    );
+    let listed = s3.list_objects_v2().bucket("archive").send().await.unwrap();
+    assert_eq!(listed.contents().len(), 1, "one object");
+    let open = s3
+        .list_multipart_uploads()
+        .bucket("archive")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        open.uploads().is_empty(),
+        "no upload left open: {:?}",
+        open.uploads()
+    );
+    assert_eq!(
+        sink.publish(key, &file).await.unwrap(),
+        Published::AlreadyExisted {
+            sha256: file.sha256
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_writing_to_s3_through_slowdowns_and_resets_archives_exactly_once() {
+    use crate::fault_s3::{object_writes, FaultS3, S3Fault, S3Faults};
+    let stack = Stack::start_with_s3().await;
+    stack
+        .create_table("ledger", "id", Some(StreamViewType::NewAndOldImages))
+        .await;
+    stack.create_bucket("archive").await;
+    let proxy = FaultS3::start(
+        stack.moto.as_ref().unwrap().port,
+        S3Faults {
+            seed: 8,
+            // Each kind at least once, on the first writes; then by rate.
+            script: vec![S3Fault::ResetAfter, S3Fault::SlowDown, S3Fault::ResetBefore],
+            slow_down: 0.2,
+            reset_before: 0.1,
+            reset_after: 0.15,
+            select: object_writes,
+        },
+    )
+    .await;
+    let spool = stack.dir.path().join("spool");
+    let endpoint = proxy.endpoint();
+    let mut a = Archiver::start_env(
+        &stack,
+        &run_args("ledger", "s3://archive/prod", spool.to_str().unwrap()),
+        &[("AWS_ENDPOINT_URL_S3", endpoint.as_str())],
+    );
+    // Written while the worker runs, so that it publishes many files (one a second).
+    let written = crate::stream_archive::workload(&stack, "ledger", 30, 300, 2).await;
+    let s3 = stack.s3.clone().unwrap();
+    let rows = poll("every record on S3", Duration::from_secs(120), || async {
+        read_s3_archive(&s3, "archive", "prod/")
+            .await
+            .filter(|rows| rows.len() >= 300)
+    })
+    .await;
+    a.stop();
+    let stats = proxy.stats.lock().unwrap().clone();
+    assert!(
+        stats.resets_after >= 1 && stats.slow_downs >= 1,
+        "{stats:?}"
+    );
+    crate::stream_archive::assert_exactly_once_in_order(&stack, "ledger", &rows, &written).await;
+}

@@ -7,6 +7,7 @@ mod backfill;
 mod bad_input;
 mod crash;
 mod fault_firehose;
+mod fault_s3;
 mod fault_streams;
 mod faults;
 mod fidelity;

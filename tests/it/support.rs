@@ -828,3 +828,14 @@ pub fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// An S3 client (test credentials, path-style) for another endpoint, e.g. a fault proxy.
+pub async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = sdk_config().await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .build(),
+    )
+}

@@ -1,0 +1,212 @@
+//! A fault proxy in front of moto's S3 for tests. It reads each HTTP request whole, then by script
+//! or by seeded rate answers `503 SlowDown` without forwarding, closes the connection without
+//! forwarding, or forwards the request to moto and closes the connection before relaying the
+//! answer (the write happened; the client cannot know). Faults apply to the requests a filter
+//! selects (UploadPart, PutObject, ...), so a test can break a multipart upload in its middle.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What happens to one selected request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3Fault {
+    Pass,
+    SlowDown,
+    ResetBefore,
+    ResetAfter,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Faults {
+    pub seed: u64,
+    /// Faults for the first selected requests, in order; then by rate.
+    pub script: Vec<S3Fault>,
+    pub slow_down: f64,
+    pub reset_before: f64,
+    pub reset_after: f64,
+    /// Which requests faults apply to: (method, path with query).
+    pub select: fn(&str, &str) -> bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct S3Stats {
+    pub requests: u64,
+    pub selected: u64,
+    pub slow_downs: u64,
+    pub resets_before: u64,
+    pub resets_after: u64,
+}
+
+pub struct FaultS3 {
+    pub port: u16,
+    pub stats: Arc<Mutex<S3Stats>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultS3 {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// UploadPart: `PUT /bucket/key?partNumber=N&uploadId=...`.
+pub fn upload_part(method: &str, path: &str) -> bool {
+    method == "PUT" && path.contains("partNumber=")
+}
+
+/// Any object write: PutObject, UploadPart, CompleteMultipartUpload.
+pub fn object_writes(method: &str, path: &str) -> bool {
+    (method == "PUT" && !path.ends_with('/')) || (method == "POST" && path.contains("uploadId="))
+}
+
+struct Message {
+    head: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// Reads one HTTP/1.1 message (a request, or a response to `method`) with a Content-Length body.
+async fn read_message(
+    socket: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    response_to: Option<&str>,
+) -> Option<Message> {
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 16384];
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head_text = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    let mut length = 0usize;
+    for line in head_text.lines().skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let status = head_text.split_whitespace().nth(1).unwrap_or("");
+    if response_to == Some("HEAD") || status == "204" || status == "304" {
+        length = 0;
+    }
+    while buf.len() < header_end + length {
+        let mut chunk = vec![0u8; 1 << 20];
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = buf[..header_end].to_vec();
+    let body = buf[header_end..header_end + length].to_vec();
+    buf.drain(..header_end + length);
+    Some(Message { head, body })
+}
+
+impl FaultS3 {
+    pub async fn start(upstream_port: u16, faults: S3Faults) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stats = Arc::new(Mutex::new(S3Stats::default()));
+        let shared = Arc::new((
+            faults.clone(),
+            Mutex::new(StdRng::seed_from_u64(faults.seed)),
+        ));
+        let st = stats.clone();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let (shared, st) = (shared.clone(), st.clone());
+                connections.spawn(async move {
+                    let _ = serve(client, upstream_port, &shared.0, &shared.1, &st).await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Self { port, stats, task }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+async fn serve(
+    mut client: TcpStream,
+    upstream_port: u16,
+    faults: &S3Faults,
+    rng: &Mutex<StdRng>,
+    stats: &Mutex<S3Stats>,
+) -> Option<()> {
+    let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port))
+        .await
+        .ok()?;
+    let (mut cbuf, mut ubuf) = (Vec::new(), Vec::new());
+    loop {
+        let request = read_message(&mut client, &mut cbuf, None).await?;
+        let line = String::from_utf8_lossy(&request.head);
+        let mut parts = line.split_whitespace();
+        let (method, path) = (
+            parts.next().unwrap_or("").to_owned(),
+            parts.next().unwrap_or("").to_owned(),
+        );
+        let fault = {
+            let mut s = stats.lock().unwrap();
+            s.requests += 1;
+            if (faults.select)(&method, &path) {
+                let n = s.selected as usize;
+                s.selected += 1;
+                let fault = faults.script.get(n).copied().unwrap_or_else(|| {
+                    let roll: f64 = rng.lock().unwrap().random();
+                    if roll < faults.slow_down {
+                        S3Fault::SlowDown
+                    } else if roll < faults.slow_down + faults.reset_before {
+                        S3Fault::ResetBefore
+                    } else if roll < faults.slow_down + faults.reset_before + faults.reset_after {
+                        S3Fault::ResetAfter
+                    } else {
+                        S3Fault::Pass
+                    }
+                });
+                match fault {
+                    S3Fault::SlowDown => s.slow_downs += 1,
+                    S3Fault::ResetBefore => s.resets_before += 1,
+                    S3Fault::ResetAfter => s.resets_after += 1,
+                    S3Fault::Pass => {}
+                }
+                fault
+            } else {
+                S3Fault::Pass
+            }
+        };
+        match fault {
+            S3Fault::SlowDown => {
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>fault</RequestId></Error>";
+                let text = format!(
+                    "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                client.write_all(text.as_bytes()).await.ok()?;
+                continue;
+            }
+            S3Fault::ResetBefore => return None,
+            S3Fault::Pass | S3Fault::ResetAfter => {}
+        }
+        upstream.write_all(&request.head).await.ok()?;
+        upstream.write_all(&request.body).await.ok()?;
+        let response = read_message(&mut upstream, &mut ubuf, Some(&method)).await?;
+        if fault == S3Fault::ResetAfter {
+            return None;
+        }
+        client.write_all(&response.head).await.ok()?;
+        client.write_all(&response.body).await.ok()?;
+    }
+}
