@@ -3,7 +3,7 @@
 //! start a task for every shard acquired. The worker task owns all of this state; shard tasks only
 //! see their own `LeaseControl`.
 
-use super::shard_task::{LeaseControl, ShardSettings, ShardTask, StopMode};
+use super::shard_task::{LeaseControl, RunningShard, ShardSettings, ShardTask, StopMode};
 use super::worker::{RunError, TaskResult};
 use super::Destination;
 use crate::aws::Clients;
@@ -403,7 +403,10 @@ fn spawn(
             key: lease.key.clone(),
         },
     );
+    // Counted from now, so that shards started together all see how many there are.
+    let counted = RunningShard::new(&ctx.settings.running);
     let reader = ShardReader {
+        running: ctx.settings.running.clone(),
         streams: ctx.clients.streams.clone(),
         table: st.stream.table.clone(),
         stream: st.stream.arn.clone(),
@@ -421,5 +424,11 @@ fn spawn(
         control,
     );
     // The shard task logs inside the worker's span (the worker id on every line).
-    tasks.spawn(async move { (index, shard, task.run(token).await) }.in_current_span());
+    tasks.spawn(
+        async move {
+            let _counted = counted;
+            (index, shard, task.run(token).await)
+        }
+        .in_current_span(),
+    );
 }

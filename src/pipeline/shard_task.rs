@@ -29,6 +29,12 @@ use tokio_util::sync::CancellationToken;
 /// Rows are encoded into a row group once this many (raw) bytes are pending: the unit of memory
 /// a shard holds besides the page being read.
 pub const ROW_GROUP_BYTES: usize = 8 << 20;
+/// Raw row bytes all shard tasks of one worker may hold pending together: with many shards each
+/// gets a smaller row group (64 shards × 8 MiB would be 512 MiB, far over a 512 MiB Fargate task).
+pub const PENDING_BUDGET_BYTES: usize = 48 << 20;
+/// The smallest row group a shard writes under the budget.
+const MIN_ROW_GROUP_BYTES: usize = 256 << 10;
+use crate::stream::reader::MANY_SHARDS;
 /// A rough ZSTD ratio for DynamoDB JSON, used only to guess a file's final size from its pending
 /// rows so that files land near `--flush-size`.
 const COMPRESSION_GUESS: u64 = 4;
@@ -45,6 +51,36 @@ pub struct ShardSettings {
     pub spool_dir: PathBuf,
     /// `--failover-time`: a task publishes only while its lease was renewed within 2/3 of it.
     pub failover_time: Duration,
+    /// Shard tasks running in this worker: their share of [`PENDING_BUDGET_BYTES`].
+    pub running: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ShardSettings {
+    /// Pending bytes at which a shard encodes a row group: the budget shared by the running
+    /// shards, between 256 KiB and [`ROW_GROUP_BYTES`].
+    pub fn row_group_bytes(&self) -> usize {
+        let n = self
+            .running
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(1);
+        (PENDING_BUDGET_BYTES / n).clamp(MIN_ROW_GROUP_BYTES, ROW_GROUP_BYTES)
+    }
+}
+
+/// Counts a shard task as running for as long as it lives (held by its spawned future).
+pub struct RunningShard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl RunningShard {
+    pub fn new(counter: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for RunningShard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// How a shard task stops when its token is cancelled.
@@ -208,7 +244,18 @@ impl ShardTask {
 
     pub async fn run(mut self, stop: CancellationToken) -> Result<ShardOutcome, ShardError> {
         self.stop = stop.clone();
-        let (tx, mut rx) = mpsc::channel(READ_AHEAD_PAGES);
+        // Pages read ahead are memory too: one each when many shards run.
+        let read_ahead = if self
+            .settings
+            .running
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= MANY_SHARDS
+        {
+            1
+        } else {
+            READ_AHEAD_PAGES
+        };
+        let (tx, mut rx) = mpsc::channel(read_ahead);
         let reader_stop = stop.child_token();
         let table = self.lease.table.clone();
         let shard = self.lease.shard.clone();
@@ -407,7 +454,7 @@ impl ShardTask {
         open.last = seq;
         open.pending_bytes += row.approx_bytes();
         open.pending.push(row);
-        if open.pending_bytes >= ROW_GROUP_BYTES {
+        if open.pending_bytes >= self.settings.row_group_bytes() {
             self.encode_pending().await?;
         }
         Ok(())

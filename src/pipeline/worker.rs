@@ -126,6 +126,7 @@ pub async fn run(
         flush_interval: config.flush_interval,
         flush_size_bytes: config.flush_size_bytes,
         spool_dir: spool_dir.clone(),
+        running: Arc::default(),
         failover_time: config.failover_time,
     };
     let mut states: Vec<StreamState> = streams.into_iter().map(StreamState::new).collect();

@@ -254,11 +254,12 @@ pub struct Page {
 pub async fn get_records(
     streams: &aws_sdk_dynamodbstreams::Client,
     iterator: &str,
+    limit: i32,
 ) -> Result<Page, StreamError> {
     let out = streams
         .get_records()
         .shard_iterator(iterator)
-        .limit(MAX_RECORDS_PER_GET_RECORDS)
+        .limit(limit.clamp(1, MAX_RECORDS_PER_GET_RECORDS))
         .send()
         .await
         .map_err(classify)?;

@@ -47,6 +47,23 @@ pub struct ShardReader {
     /// Where reading starts; moves to `After(last read)` as records arrive.
     pub position: Position,
     pub metrics: Arc<Metrics>,
+    /// Shard readers running in this worker: from 16 on, pages hold 250 records instead of
+    /// 1,000, so that the pages all shards hold at once stay within memory. A parsed page of
+    /// 1,000 records of 1 KB holds several MB; 64 shards, each with one page being parsed and
+    /// one read ahead, would hold hundreds of MB. Smaller pages cost more calls only while a
+    /// backlog is read.
+    pub running: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// From this many running shards on, pages are smaller (see [`ShardReader::running`]).
+pub const MANY_SHARDS: usize = 16;
+
+fn page_limit(running: usize) -> i32 {
+    if running >= MANY_SHARDS {
+        250
+    } else {
+        api::MAX_RECORDS_PER_GET_RECORDS
+    }
 }
 
 impl ShardReader {
@@ -99,7 +116,13 @@ impl ShardReader {
                     }
                 },
             };
-            match api::get_records(&self.streams, &it).await {
+            match api::get_records(
+                &self.streams,
+                &it,
+                page_limit(self.running.load(std::sync::atomic::Ordering::Relaxed)),
+            )
+            .await
+            {
                 Ok(Page {
                     records,
                     next_iterator,

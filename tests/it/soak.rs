@@ -4,7 +4,8 @@
 //! through the Python/boto3/pyarrow baseline (`scripts/baseline_consumer.py`), side by side.
 //!
 //! `SOAK_RECORDS` (default 2,000,000), `SOAK_SHARDS` (64), `SOAK_RATE` records/s and
-//! `SOAK_SECONDS` for the latency phase (2,000 and 60), `SOAK_FLUSH_INTERVAL` (10s).
+//! `SOAK_SECONDS` for the latency phase (2,000 and 60), `SOAK_FLUSH_INTERVAL` (10s);
+//! `SOAK_BASELINE=0` skips the Python baseline.
 
 use crate::fault_streams::{FaultStreams, Faults, Graph};
 use crate::support::*;
@@ -149,50 +150,54 @@ async fn soak() {
     ));
     drop(server);
 
-    // Phase 2: the Python baseline on the same backlog.
-    let server = FaultStreams::start(make(true), Faults::default()).await;
-    let arn = stack.stream_arn("soak").await;
-    let out = stack.dir.path().join("baseline");
-    let python = repo().join(".local/venv/bin/python");
-    let result = std::process::Command::new(&python)
-        .arg(repo().join("scripts/baseline_consumer.py"))
-        .args([
-            "--endpoint",
-            &server.endpoint(),
-            "--stream-arn",
-            &arn,
-            "--table",
-            "soak",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("the baseline runs");
-    let line = String::from_utf8_lossy(&result.stdout).trim().to_owned();
-    assert!(
-        result.status.success(),
-        "baseline failed: {}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    let b: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(
-        b["records"].as_u64(),
-        Some(records),
-        "the baseline read everything"
-    );
-    let (bwall, bcpu) = (b["wall_s"].as_f64().unwrap(), b["cpu_s"].as_f64().unwrap());
-    report.push(format!(
+    // Phase 2: the Python baseline on the same backlog (SOAK_BASELINE=0 skips it).
+    if std::env::var("SOAK_BASELINE").as_deref() == Ok("0") {
+        report.push("baseline: skipped (SOAK_BASELINE=0)".into());
+    } else {
+        let server = FaultStreams::start(make(true), Faults::default()).await;
+        let arn = stack.stream_arn("soak").await;
+        let out = stack.dir.path().join("baseline");
+        let python = repo().join(".local/venv/bin/python");
+        let result = std::process::Command::new(&python)
+            .arg(repo().join("scripts/baseline_consumer.py"))
+            .args([
+                "--endpoint",
+                &server.endpoint(),
+                "--stream-arn",
+                &arn,
+                "--table",
+                "soak",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("the baseline runs");
+        let line = String::from_utf8_lossy(&result.stdout).trim().to_owned();
+        assert!(
+            result.status.success(),
+            "baseline failed: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        let b: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            b["records"].as_u64(),
+            Some(records),
+            "the baseline read everything"
+        );
+        let (bwall, bcpu) = (b["wall_s"].as_f64().unwrap(), b["cpu_s"].as_f64().unwrap());
+        report.push(format!(
         "baseline (Python, boto3 + pyarrow): {records} records in {bwall:.1} s wall = {:.0} records/s; CPU {bcpu:.1} s = {:.0} records per CPU-second; peak RSS {} MiB",
         records as f64 / bwall,
         records as f64 / bcpu,
         b["peak_rss_mib"]
     ));
-    report.push(format!(
+        report.push(format!(
         "ratio: dynamo-archiver does {:.1}x the records per CPU-second of the baseline, {:.1}x its wall-clock rate",
         (records as f64 / cpu) / (records as f64 / bcpu),
         bwall / wall
     ));
-    drop(server);
+        drop(server);
+    }
 
     // Phase 3: records that happen while the worker runs, at a steady rate; latency from the
     // record's creation to its file in the archive.
