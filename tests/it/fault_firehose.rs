@@ -9,13 +9,14 @@
 //! call (FailedPutCount > 0 with a per-entry ErrorCode). A fault never forwards anything, so a
 //! record found twice in S3 was sent twice after a success: the statistics count that.
 
+use crate::wire::{self, read_message};
 use base64::Engine;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 const MAX_RECORD_BYTES: usize = 1_000 * 1024;
@@ -98,49 +99,6 @@ impl FaultFirehose {
     }
 }
 
-struct Request {
-    target: String,
-    body: Vec<u8>,
-}
-
-/// Reads one HTTP/1.1 request with a Content-Length body; `None` at a clean end of connection.
-async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
-    let header_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut chunk = [0u8; 8192];
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
-    let mut target = String::new();
-    let mut length = 0usize;
-    for line in head.lines().skip(1) {
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "x-amz-target" => target = value.trim().to_owned(),
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    while buf.len() < header_end + length {
-        let mut chunk = vec![0u8; 64 << 10];
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = buf[header_end..header_end + length].to_vec();
-    buf.drain(..header_end + length);
-    Some(Request { target, body })
-}
-
 async fn respond(socket: &mut TcpStream, status: u16, body: &serde_json::Value) -> bool {
     let body = body.to_string();
     let reason = if status == 200 { "OK" } else { "Error" };
@@ -162,10 +120,11 @@ async fn serve(
 ) -> Option<()> {
     let mut buf = Vec::new();
     loop {
-        let request = read_request(&mut socket, &mut buf).await?;
+        let request = read_message(&mut socket, &mut buf, wire::request).await?;
+        let target = request.header("x-amz-target").unwrap_or_default();
         let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
         let stream = body["DeliveryStreamName"].as_str().unwrap_or("").to_owned();
-        let (status, answer) = match request.target.as_str() {
+        let (status, answer) = match target.as_str() {
             "Firehose_20150804.DescribeDeliveryStream" => (
                 200,
                 serde_json::json!({"DeliveryStreamDescription": {

@@ -4,10 +4,11 @@
 //! answer (the write happened; the client cannot know). Faults apply to the requests a filter
 //! selects (UploadPart, PutObject, ...), so a test can break a multipart upload in its middle.
 
+use crate::wire::{self, read_message};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// What happens to one selected request.
@@ -62,55 +63,6 @@ pub fn object_writes(method: &str, path: &str) -> bool {
     (method == "PUT" && !path.ends_with('/')) || (method == "POST" && path.contains("uploadId="))
 }
 
-struct Message {
-    head: Vec<u8>,
-    body: Vec<u8>,
-}
-
-/// Reads one HTTP/1.1 message (a request, or a response to `method`) with a Content-Length body.
-async fn read_message(
-    socket: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    response_to: Option<&str>,
-) -> Option<Message> {
-    let header_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut chunk = [0u8; 16384];
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head_text = String::from_utf8_lossy(&buf[..header_end]).into_owned();
-    let mut length = 0usize;
-    for line in head_text.lines().skip(1) {
-        if let Some((name, value)) = line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let status = head_text.split_whitespace().nth(1).unwrap_or("");
-    if response_to == Some("HEAD") || status == "204" || status == "304" {
-        length = 0;
-    }
-    while buf.len() < header_end + length {
-        let mut chunk = vec![0u8; 1 << 20];
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let head = buf[..header_end].to_vec();
-    let body = buf[header_end..header_end + length].to_vec();
-    buf.drain(..header_end + length);
-    Some(Message { head, body })
-}
-
 impl FaultS3 {
     pub async fn start(upstream_port: u16, faults: S3Faults) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -151,13 +103,8 @@ async fn serve(
         .ok()?;
     let (mut cbuf, mut ubuf) = (Vec::new(), Vec::new());
     loop {
-        let request = read_message(&mut client, &mut cbuf, None).await?;
-        let line = String::from_utf8_lossy(&request.head);
-        let mut parts = line.split_whitespace();
-        let (method, path) = (
-            parts.next().unwrap_or("").to_owned(),
-            parts.next().unwrap_or("").to_owned(),
-        );
+        let request = read_message(&mut client, &mut cbuf, wire::request).await?;
+        let (method, path) = request.start();
         let fault = {
             let mut s = stats.lock().unwrap();
             s.requests += 1;
@@ -202,7 +149,10 @@ async fn serve(
         }
         upstream.write_all(&request.head).await.ok()?;
         upstream.write_all(&request.body).await.ok()?;
-        let response = read_message(&mut upstream, &mut ubuf, Some(&method)).await?;
+        let response = read_message(&mut upstream, &mut ubuf, |status| {
+            method == "HEAD" || status == "204" || status == "304"
+        })
+        .await?;
         if fault == S3Fault::ResetAfter {
             return None;
         }

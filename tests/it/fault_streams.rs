@@ -9,12 +9,13 @@
 //! the archive alone that nothing was lost or repeated and that each key's versions come in
 //! order (lineage first, then sequence number).
 
+use crate::wire::{self, read_message};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// One stream record as the server holds it.
@@ -278,42 +279,6 @@ impl FaultStreams {
     }
 }
 
-async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
-    let header_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut chunk = [0u8; 8192];
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
-    let (mut target, mut length) = (String::new(), 0usize);
-    for line in head.lines().skip(1) {
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "x-amz-target" => target = value.trim().to_owned(),
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    while buf.len() < header_end + length {
-        let mut chunk = vec![0u8; 16 << 10];
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = buf[header_end..header_end + length].to_vec();
-    buf.drain(..header_end + length);
-    Some((target, body))
-}
-
 enum Answer {
     Reply(u16, String),
     Reset,
@@ -322,8 +287,9 @@ enum Answer {
 async fn serve(mut socket: TcpStream, state: &Mutex<State>, faults: &Faults) -> Option<()> {
     let mut buf = Vec::new();
     loop {
-        let (target, body) = read_request(&mut socket, &mut buf).await?;
-        let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let request = read_message(&mut socket, &mut buf, wire::request).await?;
+        let target = request.header("x-amz-target").unwrap_or_default();
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
         let (answer, delay) = {
             let mut st = state.lock().unwrap();
             st.stats.calls += 1;

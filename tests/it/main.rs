@@ -21,4 +21,5 @@ mod soak;
 mod stall_proxy;
 mod stream_archive;
 mod verify;
+mod wire;
 mod workers;
