@@ -240,42 +240,11 @@ impl FirehoseSink {
                                 .inc("archiver_errors_total", &[("kind", "firehose")], 1);
                             std::mem::take(&mut pending)
                         } else {
-                            let mut failed = Vec::new();
-                            for (record, response) in
-                                std::mem::take(&mut pending).into_iter().zip(responses)
-                            {
-                                match response.error_code() {
-                                    Some(code) => {
-                                        self.metrics.inc(
-                                            "archiver_firehose_failed_entries_total",
-                                            &[("table", table), ("code", code)],
-                                            1,
-                                        );
-                                        failed.push(record);
-                                    }
-                                    None => {
-                                        let billed = billed_bytes(record.len());
-                                        total.records += 1;
-                                        total.bytes += record.len() as u64;
-                                        total.billed_bytes += billed;
-                                        self.metrics.inc(
-                                            "archiver_firehose_records_total",
-                                            &labels,
-                                            1,
-                                        );
-                                        self.metrics.inc(
-                                            "archiver_firehose_bytes_total",
-                                            &labels,
-                                            record.len() as u64,
-                                        );
-                                        self.metrics.inc(
-                                            "archiver_firehose_billed_bytes_total",
-                                            &labels,
-                                            billed,
-                                        );
-                                    }
-                                }
-                            }
+                            let (acked, failed) =
+                                self.split_answers(table, std::mem::take(&mut pending), responses);
+                            total.records += acked.records;
+                            total.bytes += acked.bytes;
+                            total.billed_bytes += acked.billed_bytes;
                             total.failed_entries += failed.len() as u64;
                             failed
                         }
@@ -307,6 +276,50 @@ impl FirehoseSink {
             }
         }
         Ok(total)
+    }
+
+    /// Sorts one call's records by its answers: the acknowledged ones are counted (once per call,
+    /// not per record), the failed ones are returned, in order, to be sent again.
+    fn split_answers(
+        &self,
+        table: &str,
+        sent: Vec<Vec<u8>>,
+        answers: &[aws_sdk_firehose::types::PutRecordBatchResponseEntry],
+    ) -> (Delivered, Vec<Vec<u8>>) {
+        let mut acked = Delivered::default();
+        let mut failed = Vec::new();
+        let mut codes: std::collections::BTreeMap<&str, u64> = Default::default();
+        for (record, answer) in sent.into_iter().zip(answers) {
+            match answer.error_code() {
+                Some(code) => {
+                    *codes.entry(code).or_default() += 1;
+                    failed.push(record);
+                }
+                None => {
+                    acked.records += 1;
+                    acked.bytes += record.len() as u64;
+                    acked.billed_bytes += billed_bytes(record.len());
+                }
+            }
+        }
+        let labels = [("table", table)];
+        for (name, n) in [
+            ("archiver_firehose_records_total", acked.records),
+            ("archiver_firehose_bytes_total", acked.bytes),
+            ("archiver_firehose_billed_bytes_total", acked.billed_bytes),
+        ] {
+            if n > 0 {
+                self.metrics.inc(name, &labels, n);
+            }
+        }
+        for (code, n) in codes {
+            self.metrics.inc(
+                "archiver_firehose_failed_entries_total",
+                &[("table", table), ("code", code)],
+                n,
+            );
+        }
+        (acked, failed)
     }
 
     fn classify<E>(

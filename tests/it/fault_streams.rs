@@ -133,11 +133,7 @@ impl Graph {
         payload: usize,
         route: impl Fn(u64, u64) -> usize,
     ) -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-            .floor();
+        let now = (dynamo_archiver::clock::now_ms() / 1000) as f64;
         for v in 1..=versions {
             for k in 0..keys {
                 let s = route(k, v);
@@ -453,10 +449,7 @@ fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, 
                     "the iterator points to trimmed records",
                 );
             }
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as i64;
+            let now_ms = dynamo_archiver::clock::now_ms();
             // Records not yet "written" are not served (they are sorted by visibility per shard).
             let end = shard.records.len()
                 - shard

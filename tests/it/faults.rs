@@ -371,18 +371,7 @@ async fn s3_slowdowns_and_resets_inside_a_multipart_upload_land_the_file_once() 
         "{stats:?}"
     );
     let s3 = stack.s3.as_ref().unwrap();
-    let body = s3
-        .get_object()
-        .bucket("archive")
-        .key(format!("p/{key}"))
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let body = s3_body(s3, "archive", &format!("p/{key}")).await.unwrap();
     use sha2::Digest;
     assert_eq!(
         <[u8; 32]>::from(sha2::Sha256::digest(&body)),

@@ -11,23 +11,14 @@ use std::time::Duration;
 
 const BUCKET: &str = "firehose-out";
 
-/// Every schema v1 field of a line (and nothing else, but for a pointer's `overflow_object`).
-const FIELDS: [&str; 14] = [
-    "event_id",
-    "event_name",
-    "event_time",
-    "table_name",
-    "stream_arn",
-    "shard_id",
-    "sequence_number",
-    "keys",
-    "new_image",
-    "old_image",
-    "size_bytes",
-    "stream_view_type",
-    "user_identity",
-    "archived_at",
-];
+/// Every schema v1 field: the Parquet columns, which a line must carry exactly.
+fn schema_fields() -> HashSet<String> {
+    dynamo_archiver::encode::parquet::arrow_schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
 
 async fn delivery_stream(stack: &Stack, name: &str, prefix: &str) {
     stack.create_bucket(BUCKET).await;
@@ -55,34 +46,14 @@ async fn delivery_stream(stack: &Stack, name: &str, prefix: &str) {
 async fn delivered_lines(stack: &Stack, prefix: &str) -> Vec<(String, serde_json::Value)> {
     let s3 = stack.s3.as_ref().unwrap();
     let mut out = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for o in page.unwrap().contents() {
-            let key = o.key().unwrap().to_owned();
-            let body = s3
-                .get_object()
-                .bucket(BUCKET)
-                .key(&key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
-            let text = String::from_utf8(body.to_vec()).expect("lines are UTF-8");
-            assert!(text.ends_with('\n'), "an object ends with a whole line");
-            for line in text.lines() {
-                let v: serde_json::Value = serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("a delivered line does not parse ({e}): {line}"));
-                out.push((key.clone(), v));
-            }
+    for key in s3_keys(s3, BUCKET, prefix).await.unwrap() {
+        let body = s3_body(s3, BUCKET, &key).await.unwrap();
+        let text = String::from_utf8(body.to_vec()).expect("lines are UTF-8");
+        assert!(text.ends_with('\n'), "an object ends with a whole line");
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a delivered line does not parse ({e}): {line}"));
+            out.push((key.clone(), v));
         }
     }
     out
@@ -90,9 +61,12 @@ async fn delivered_lines(stack: &Stack, prefix: &str) -> Vec<(String, serde_json
 
 /// A delivered line as the row the Parquet path would hold.
 fn as_row(file: &str, v: &serde_json::Value) -> Row {
-    let names: HashSet<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    let expected: HashSet<&str> = FIELDS.into_iter().collect();
-    assert_eq!(names, expected, "a line has exactly the schema v1 fields");
+    let names: HashSet<String> = v.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(
+        names,
+        schema_fields(),
+        "a line has exactly the schema v1 fields"
+    );
     let s = |k: &str| v[k].as_str().map(str::to_owned);
     Row {
         file: file.to_owned(),
@@ -137,25 +111,9 @@ fn firehose_args<'a>(
     spool: &'a str,
     http: &'a str,
 ) -> Vec<&'a str> {
-    vec![
-        "run",
-        "--table",
-        table,
-        "--firehose",
-        stream,
-        "--lease-table",
-        lease_table,
-        "--flush-interval",
-        "1s",
-        "--http",
-        http,
-        "--log-format",
-        "text",
-        "--spool-dir",
-        spool,
-        "--discovery-interval",
-        "2s",
-    ]
+    let mut args = worker_args(table, "--firehose", stream, spool, http);
+    args.extend(["--lease-table", lease_table, "--log-format", "text"]);
+    args
 }
 
 fn without_file(mut rows: Vec<Row>) -> Vec<Row> {
@@ -378,21 +336,9 @@ async fn an_oversize_record_goes_whole_to_the_overflow_archive() {
     let key = uri
         .strip_prefix(&format!("s3://{BUCKET}/"))
         .unwrap_or_else(|| panic!("{uri} is in the overflow archive"));
-    let body = stack
-        .s3
-        .as_ref()
-        .unwrap()
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
+    let body = s3_body(stack.s3.as_ref().unwrap(), BUCKET, key)
         .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+        .unwrap();
     assert!(
         body.len() > 1_000 * 1024,
         "the whole line, {} bytes",

@@ -22,29 +22,6 @@ async fn table_with_items(stack: &Stack, table: &str, from: u64, count: u64, mar
     }
 }
 
-fn worker_args<'a>(
-    table: &'a str,
-    archive: &'a str,
-    spool: &'a str,
-    http: &'a str,
-) -> Vec<&'a str> {
-    vec![
-        "run",
-        "--table",
-        table,
-        "--archive",
-        archive,
-        "--flush-interval",
-        "1s",
-        "--http",
-        http,
-        "--spool-dir",
-        spool,
-        "--discovery-interval",
-        "2s",
-    ]
-}
-
 async fn metric(port: u16, name: &str) -> f64 {
     let (status, body) = http_get(port, "/metrics").expect("/metrics answers");
     assert_eq!(status, 200);
@@ -66,6 +43,7 @@ async fn metrics_move_and_healthz_follows_a_stuck_reader() {
     let http = format!("127.0.0.1:{port}");
     let mut args = worker_args(
         table,
+        "--archive",
         archive.to_str().unwrap(),
         spool.to_str().unwrap(),
         &http,
@@ -148,6 +126,7 @@ async fn json_logs_name_worker_table_and_shard_and_emf_goes_to_stdout() {
     let spool = stack.dir.path().join("spool");
     let mut args = worker_args(
         table,
+        "--archive",
         archive.to_str().unwrap(),
         spool.to_str().unwrap(),
         "off",

@@ -9,16 +9,13 @@
 use crate::stream_archive::workload;
 use crate::support::*;
 use arrow_array::{Array, RecordBatch, StringArray};
+use dynamo_archiver::clock::now_ms;
 use dynamo_archiver::encode::ddb_json::encode_item;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)

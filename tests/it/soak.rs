@@ -202,7 +202,7 @@ async fn soak() {
     // Phase 3: records that happen while the worker runs, at a steady rate; latency from the
     // record's creation to its file in the archive.
     let total = rate * seconds;
-    let start_ms = crate::support::now_ms() + 5_000;
+    let start_ms = dynamo_archiver::clock::now_ms() + 5_000;
     let mut graph = Graph::fill(
         (0..shards)
             .map(|i| {

@@ -650,6 +650,18 @@ pub async fn read_s3_archive(
     prefix: &str,
 ) -> Option<Vec<Row>> {
     let mut rows = Vec::new();
+    for key in s3_keys(s3, bucket, prefix).await? {
+        if key.ends_with(".parquet") {
+            let body = s3_body(s3, bucket, &key).await?;
+            rows.extend(read_parquet_bytes(&key, body));
+        }
+    }
+    Some(rows)
+}
+
+/// Every key under `s3://bucket/prefix`, in listing order (`None` if a call fails).
+pub async fn s3_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Option<Vec<String>> {
+    let mut keys = Vec::new();
     let mut pages = s3
         .list_objects_v2()
         .bucket(bucket)
@@ -657,27 +669,31 @@ pub async fn read_s3_archive(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        for o in page.ok()?.contents() {
-            let key = o.key().unwrap().to_owned();
-            if !key.ends_with(".parquet") {
-                continue;
-            }
-            let body = s3
-                .get_object()
-                .bucket(bucket)
-                .key(&key)
-                .send()
-                .await
-                .ok()?
-                .body
-                .collect()
-                .await
-                .ok()?
-                .into_bytes();
-            rows.extend(read_parquet_bytes(&key, body));
-        }
+        keys.extend(
+            page.ok()?
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
     }
-    Some(rows)
+    Some(keys)
+}
+
+/// One object's bytes (`None` if the call fails).
+pub async fn s3_body(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<bytes::Bytes> {
+    Some(
+        s3.get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?
+            .body
+            .collect()
+            .await
+            .ok()?
+            .into_bytes(),
+    )
 }
 
 /// Writes `items` with BatchWriteItem, `parallel` batches at a time.
@@ -770,20 +786,32 @@ pub async fn wait_for_rows(archive: &Path, n: usize, timeout: Duration) -> Vec<R
     .await
 }
 
-/// Common `run` arguments for tests: fast flushes, no HTTP port clash.
+/// Common `run` arguments for tests: fast flushes, no HTTP port clash, text logs.
 pub fn run_args<'a>(table: &'a str, archive: &'a str, spool: &'a str) -> Vec<&'a str> {
+    let mut args = worker_args(table, "--archive", archive, spool, "off");
+    args.extend(["--log-format", "text"]);
+    args
+}
+
+/// `run` on one table with fast flushes, to `output_flag output` (`--archive URI` or
+/// `--firehose NAME`), serving HTTP on `http` (or `off`); no `--log-format`, so callers choose.
+pub fn worker_args<'a>(
+    table: &'a str,
+    output_flag: &'a str,
+    output: &'a str,
+    spool: &'a str,
+    http: &'a str,
+) -> Vec<&'a str> {
     vec![
         "run",
         "--table",
         table,
-        "--archive",
-        archive,
+        output_flag,
+        output,
         "--flush-interval",
         "1s",
         "--http",
-        "off",
-        "--log-format",
-        "text",
+        http,
         "--spool-dir",
         spool,
         "--discovery-interval",
@@ -819,14 +847,6 @@ pub fn metric_total(metrics: &str, name: &str) -> f64 {
         .filter(|l| l.split(['{', ' ']).next() == Some(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-/// Wall-clock now, epoch milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// An S3 client (test credentials, path-style) for another endpoint, e.g. a fault proxy.
