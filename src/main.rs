@@ -11,6 +11,12 @@ use dynamo_archiver::config::{
 use dynamo_archiver::telemetry;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than glibc malloc: the worker allocates and frees millions of small SDK values
+/// (one per attribute of every record) across threads, and glibc's arena locks and fragmentation
+/// cost about a third of its CPU and much of its resident memory in the soak (docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     let code = match dispatch(cli) {

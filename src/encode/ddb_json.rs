@@ -182,6 +182,16 @@ fn write_str_list(out: &mut String, tag: &str, v: &[String]) {
 pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();
+    // Most strings need no escape. A fold without early exit compiles to a vector loop, many
+    // times faster than the byte-at-a-time loop below (5% of the worker's CPU in the soak).
+    let clean = !bytes.iter().fold(false, |acc, &b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if clean {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &str = match b {

@@ -27,17 +27,18 @@ pub struct ChangeRecord {
 
 impl ChangeRecord {
     /// Approximate heap bytes this row holds: what the batcher counts against its budget.
+    /// Capacities, not lengths: a string grown while rendering JSON holds up to twice its length.
     pub fn approx_bytes(&self) -> usize {
-        self.event_id.len()
-            + self.event_name.len()
-            + self.keys.len()
-            + self.new_image.as_ref().map_or(0, String::len)
-            + self.old_image.as_ref().map_or(0, String::len)
+        self.event_id.capacity()
+            + self.event_name.capacity()
+            + self.keys.capacity()
+            + self.new_image.as_ref().map_or(0, String::capacity)
+            + self.old_image.as_ref().map_or(0, String::capacity)
             + self
                 .sequence_number
                 .as_ref()
                 .map_or(0, |s| s.as_str().len())
-            + self.user_identity.as_ref().map_or(0, String::len)
+            + self.user_identity.as_ref().map_or(0, String::capacity)
             + 64
     }
 }

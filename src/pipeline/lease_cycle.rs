@@ -290,6 +290,15 @@ pub(super) async fn plan_and_apply(
         leases: &all_states,
         ready_without_lease: &all_ready,
     });
+    // Every acquisition planned is counted as running before the first shard starts: shards
+    // size their pages and read-ahead by how many run, and the first ones started would otherwise
+    // see a few and read big pages while the rest are still being acquired (the soak's peak RSS
+    // was set in its first second by exactly that). Unused reservations drop at the end.
+    let mut reserved: Vec<RunningShard> = actions
+        .iter()
+        .filter(|a| !matches!(a, Action::Steal { .. }))
+        .map(|_| RunningShard::new(&ctx.settings.running))
+        .collect();
     for action in actions {
         let (planned, how) = match &action {
             Action::Create(s) => (s, "create"),
@@ -371,7 +380,10 @@ pub(super) async fn plan_and_apply(
         {
             tracing::warn!(table = %table, shard = %shard, parent = %parents[0], "starting a shard whose parent is no longer listed (expired from the stream) and was never archived to its end here: records of the parent may be missing");
         }
-        spawn(ctx, st, index, lease, tasks, stop);
+        let counted = reserved
+            .pop()
+            .unwrap_or_else(|| RunningShard::new(&ctx.settings.running));
+        spawn(ctx, st, index, lease, counted, tasks, stop);
     }
     Ok(())
 }
@@ -381,6 +393,7 @@ fn spawn(
     st: &mut StreamState,
     index: usize,
     lease: Lease,
+    counted: RunningShard,
     tasks: &mut JoinSet<TaskResult>,
     stop: &CancellationToken,
 ) {
@@ -403,8 +416,6 @@ fn spawn(
             key: lease.key.clone(),
         },
     );
-    // Counted from now, so that shards started together all see how many there are.
-    let counted = RunningShard::new(&ctx.settings.running);
     let reader = ShardReader {
         running: ctx.settings.running.clone(),
         streams: ctx.clients.streams.clone(),
@@ -413,6 +424,7 @@ fn spawn(
         shard: shard.clone(),
         position,
         metrics: ctx.metrics.clone(),
+        mean_record_bytes: crate::stream::reader::FIRST_GUESS_RECORD_BYTES,
     };
     let task = ShardTask::new(
         reader,

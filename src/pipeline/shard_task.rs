@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 pub const ROW_GROUP_BYTES: usize = 8 << 20;
 /// Raw row bytes all shard tasks of one worker may hold pending together: with many shards each
 /// gets a smaller row group (64 shards × 8 MiB would be 512 MiB, far over a 512 MiB Fargate task).
-pub const PENDING_BUDGET_BYTES: usize = 48 << 20;
+pub const PENDING_BUDGET_BYTES: usize = 32 << 20;
 /// The smallest row group a shard writes under the budget.
 const MIN_ROW_GROUP_BYTES: usize = 256 << 10;
 use crate::stream::reader::MANY_SHARDS;
@@ -53,6 +53,17 @@ pub struct ShardSettings {
     pub failover_time: Duration,
     /// Shard tasks running in this worker: their share of [`PENDING_BUDGET_BYTES`].
     pub running: Arc<std::sync::atomic::AtomicUsize>,
+    /// Row groups encoded at once, across the worker's shards (see [`encode_slots`]).
+    pub encode_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// One encoding slot per core. Encoding is CPU-bound, so more at once gains nothing, and each
+/// encoding row group holds a ZSTD compression and decompression context per column (allocated
+/// by the C library, outside the Rust allocator): with 64 shards encoding at once, the soak's
+/// peak RSS was mostly these contexts.
+pub fn encode_slots() -> Arc<tokio::sync::Semaphore> {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    Arc::new(tokio::sync::Semaphore::new(cores))
 }
 
 impl ShardSettings {
@@ -488,7 +499,9 @@ impl ShardTask {
         };
         let rows = std::mem::take(&mut open.pending);
         open.pending_bytes = 0;
+        let slot = self.settings.encode_slots.clone().acquire_owned().await;
         let (writer, result) = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let mut writer = writer;
             let r = writer.write(&rows, crate::clock::now_ms());
             (writer, r)
@@ -516,7 +529,7 @@ impl ShardTask {
         kv.push((meta::FIRST_SEQUENCE.into(), open.first.to_string()));
         kv.push((meta::LAST_SEQUENCE.into(), open.last.to_string()));
         kv.push((meta::RECORD_COUNT.into(), rows.to_string()));
-        let spooled = finish(writer, kv).await?;
+        let spooled = finish(writer, kv, &self.settings.encode_slots).await?;
         let key = stream_file_key(
             &self.lease.table,
             &open.dt,
@@ -571,7 +584,7 @@ impl ShardTask {
         if let Checkpoint::At(s) = &self.lease.checkpoint {
             kv.push((meta::LAST_SEQUENCE.into(), s.to_string()));
         }
-        let spooled = finish(writer, kv).await?;
+        let spooled = finish(writer, kv, &self.settings.encode_slots).await?;
         // The marker's day is the day of the shard's last file when there is one, so that a retry
         // after a crash (on a later day) names the same object.
         let dt = self
@@ -759,10 +772,18 @@ fn failpoint_after_publish() {
     }
 }
 
-async fn finish(writer: SpoolWriter, kv: Vec<(String, String)>) -> Result<SpooledFile, WriteError> {
-    tokio::task::spawn_blocking(move || writer.finish(kv))
-        .await
-        .expect("finishing a file does not panic")
+async fn finish(
+    writer: SpoolWriter,
+    kv: Vec<(String, String)>,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> Result<SpooledFile, WriteError> {
+    let slot = slots.clone().acquire_owned().await;
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        writer.finish(kv)
+    })
+    .await
+    .expect("finishing a file does not panic")
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

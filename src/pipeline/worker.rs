@@ -127,6 +127,7 @@ pub async fn run(
         flush_size_bytes: config.flush_size_bytes,
         spool_dir: spool_dir.clone(),
         running: Arc::default(),
+        encode_slots: super::shard_task::encode_slots(),
         failover_time: config.failover_time,
     };
     let mut states: Vec<StreamState> = streams.into_iter().map(StreamState::new).collect();

@@ -47,24 +47,41 @@ pub struct ShardReader {
     /// Where reading starts; moves to `After(last read)` as records arrive.
     pub position: Position,
     pub metrics: Arc<Metrics>,
-    /// Shard readers running in this worker: from 16 on, pages hold 250 records instead of
-    /// 1,000, so that the pages all shards hold at once stay within memory. A parsed page of
-    /// 1,000 records of 1 KB holds several MB; 64 shards, each with one page being parsed and
-    /// one read ahead, would hold hundreds of MB. Smaller pages cost more calls only while a
-    /// backlog is read.
+    /// Shard readers running in this worker: they share [`READ_BUDGET_BYTES`] (see
+    /// [`page_limit`]).
     pub running: Arc<std::sync::atomic::AtomicUsize>,
+    /// The mean `SizeBytes` of the records read so far (a running average), for [`page_limit`].
+    pub mean_record_bytes: usize,
 }
 
-/// From this many running shards on, pages are smaller (see [`ShardReader::running`]).
+/// Parsed pages a worker holds at once, across all its shards. A parsed page of 1,000 records of
+/// 1 KB holds several MB; 64 shards reading 1,000-record pages held hundreds of MB in the soak.
+pub const READ_BUDGET_BYTES: usize = 32 << 20;
+/// Pages of one shard in memory at once: one being fetched, one read ahead, one being encoded.
+const PAGES_PER_SHARD: usize = 3;
+/// What a parsed record holds besides its items' bytes (SDK structs, maps, attribute names,
+/// event fields), measured roughly on the soak's records.
+const RECORD_OVERHEAD_BYTES: usize = 1024;
+/// The first guess of a record's `SizeBytes`, before any is read.
+pub const FIRST_GUESS_RECORD_BYTES: usize = 1024;
+/// The smallest page asked for: smaller pages would mean many calls per second on a busy shard.
+const MIN_PAGE_RECORDS: usize = 100;
+
+/// The `Limit` of the next GetRecords call: this shard's share of [`READ_BUDGET_BYTES`] over
+/// what a parsed record is expected to hold (its bytes about three times: the body, the parsed
+/// values, the rows made from them), between [`MIN_PAGE_RECORDS`] and the API's 1,000. Few
+/// shards read full pages; many shards, or big items, read smaller ones. Smaller pages cost
+/// more calls only while a backlog is read.
+pub fn page_limit(running: usize, mean_record_bytes: usize) -> i32 {
+    let per_page = READ_BUDGET_BYTES / running.max(1) / PAGES_PER_SHARD;
+    let per_record = 3 * mean_record_bytes + RECORD_OVERHEAD_BYTES;
+    let records =
+        (per_page / per_record).clamp(MIN_PAGE_RECORDS, api::MAX_RECORDS_PER_GET_RECORDS as usize);
+    records as i32
+}
+
+/// From this many running shards on, each reads one page ahead instead of two.
 pub const MANY_SHARDS: usize = 16;
-
-fn page_limit(running: usize) -> i32 {
-    if running >= MANY_SHARDS {
-        250
-    } else {
-        api::MAX_RECORDS_PER_GET_RECORDS
-    }
-}
 
 impl ShardReader {
     /// Reads until the shard ends, the receiver is dropped, or `stop` is cancelled.
@@ -119,7 +136,10 @@ impl ShardReader {
             match api::get_records(
                 &self.streams,
                 &it,
-                page_limit(self.running.load(std::sync::atomic::Ordering::Relaxed)),
+                page_limit(
+                    self.running.load(std::sync::atomic::Ordering::Relaxed),
+                    self.mean_record_bytes,
+                ),
             )
             .await
             {
@@ -130,6 +150,14 @@ impl ShardReader {
                     backoff.reset();
                     self.metrics.touch_shard(&self.table, &self.shard);
                     let empty = records.is_empty();
+                    if !empty {
+                        let bytes: i64 = records
+                            .iter()
+                            .filter_map(|r| r.dynamodb().and_then(|d| d.size_bytes()))
+                            .sum();
+                        let page_mean = (bytes.max(0) as usize) / records.len();
+                        self.mean_record_bytes = (3 * self.mean_record_bytes + page_mean) / 4;
+                    }
                     if let Some(last) = records
                         .last()
                         .and_then(|r| r.dynamodb())
@@ -260,5 +288,32 @@ impl ShardReader {
             tracing::warn!(table = %self.table, shard = %self.shard, kind = e.kind(), "reading the shard failed; retrying in {delay:?}: {e}");
         }
         tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_shrink_with_more_shards_and_bigger_records() {
+        // (running shards, mean record bytes, Limit): a shard's share is 32 MiB / running / 3
+        // pages, a record is expected to hold 3 x its bytes + 1 KiB.
+        let cases = [
+            (0, 1_000, 1_000), // before any shard is counted: as one
+            (1, 1_000, 1_000), // 11 MiB a page: the API's cap
+            (8, 1_000, 347),   // 1.3 MiB a page, ~4 KB a record
+            (16, 1_000, 173),
+            (32, 340, 171),    // 341 KiB a page, ~2 KB a record
+            (64, 340, 100),    // the soak: 171 KiB a page would hold 85; never below the floor
+            (1, 400_000, 100), // 400 KB items: the floor (AWS's 1 MB cap binds first)
+        ];
+        for (running, mean, want) in cases {
+            assert_eq!(
+                page_limit(running, mean),
+                want,
+                "running {running}, mean {mean}"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! forwarding, or forwards the request to moto and closes the connection before relaying the
 //! answer (the write happened; the client cannot know). Faults apply to the requests a filter
 //! selects (UploadPart, PutObject, ...), so a test can break a multipart upload in its middle.
+//! A scripted stall holds a request unanswered, so a test can crash a writer at a known point.
 
 use crate::wire::{self, read_message};
 use rand::rngs::StdRng;
@@ -18,6 +19,8 @@ pub enum S3Fault {
     SlowDown,
     ResetBefore,
     ResetAfter,
+    /// Never answered (script only): the writer is stuck here until the test drops it.
+    Stall,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +42,7 @@ pub struct S3Stats {
     pub slow_downs: u64,
     pub resets_before: u64,
     pub resets_after: u64,
+    pub stalls: u64,
 }
 
 pub struct FaultS3 {
@@ -127,6 +131,7 @@ async fn serve(
                     S3Fault::SlowDown => s.slow_downs += 1,
                     S3Fault::ResetBefore => s.resets_before += 1,
                     S3Fault::ResetAfter => s.resets_after += 1,
+                    S3Fault::Stall => s.stalls += 1,
                     S3Fault::Pass => {}
                 }
                 fault
@@ -145,6 +150,7 @@ async fn serve(
                 continue;
             }
             S3Fault::ResetBefore => return None,
+            S3Fault::Stall => std::future::pending::<()>().await,
             S3Fault::Pass | S3Fault::ResetAfter => {}
         }
         upstream.write_all(&request.head).await.ok()?;

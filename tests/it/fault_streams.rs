@@ -2,8 +2,9 @@
 //! protocol (DescribeStream with paging, GetShardIterator, GetRecords) for the real SDK, serves a
 //! scripted shard graph that DynamoDB Local cannot make (a split into two children, many open
 //! shards, chains of rollovers, a parent trimmed while it is read), and injects faults from a
-//! seeded random source: LimitExceededException, HTTP 500, a reset connection, latency, empty pages
-//! with data further on, a page cap in bytes (AWS's 1 MB), and iterators that expire.
+//! seeded random source: LimitExceededException, HTTP 500 and 503, a reset connection, a 200 whose
+//! body is cut off, latency, empty pages with data further on, a page cap in bytes (AWS's 1 MB),
+//! and iterators that expire.
 //!
 //! Every record's item carries its key `id` and a per-key version `v`, so a test can check from
 //! the archive alone that nothing was lost or repeated and that each key's versions come in
@@ -59,8 +60,11 @@ pub struct Graph {
 pub struct Faults {
     pub seed: u64,
     pub throttle: f64,
+    /// A 500 InternalServerError or a 503 ServiceUnavailable, one or the other at random.
     pub server_error: f64,
     pub reset: f64,
+    /// A 200 whose body is cut off halfway (a proxy or a broken connection can do this).
+    pub garbage: f64,
     /// An answer delayed by up to this long.
     pub max_latency: Duration,
     /// An empty page (with the iterator unchanged) although records follow.
@@ -80,6 +84,7 @@ impl Default for Faults {
             throttle: 0.0,
             server_error: 0.0,
             reset: 0.0,
+            garbage: 0.0,
             max_latency: Duration::ZERO,
             empty_page: 0.0,
             expire_every: None,
@@ -95,7 +100,9 @@ pub struct Stats {
     pub get_records: u64,
     pub throttled: u64,
     pub server_errors: u64,
+    pub unavailable: u64,
     pub resets: u64,
+    pub garbage: u64,
     pub empty_pages: u64,
     pub expired: u64,
     pub trimmed_answers: u64,
@@ -225,10 +232,10 @@ fn parse_iterator(it: &str) -> Option<(String, usize, u64)> {
 }
 
 fn error(code: &str, message: &str) -> (u16, String) {
-    let status = if code == "InternalServerError" {
-        500
-    } else {
-        400
+    let status = match code {
+        "InternalServerError" => 500,
+        "ServiceUnavailable" => 503,
+        _ => 400,
     };
     (
         status,
@@ -301,12 +308,26 @@ async fn serve(mut socket: TcpStream, state: &Mutex<State>, faults: &Faults) -> 
                 let (s, v) = error("LimitExceededException", "Rate exceeded for shard");
                 Answer::Reply(s, v)
             } else if roll < faults.throttle + faults.server_error {
-                st.stats.server_errors += 1;
-                let (s, v) = error("InternalServerError", "injected");
+                let code = if st.rng.random::<bool>() {
+                    st.stats.server_errors += 1;
+                    "InternalServerError"
+                } else {
+                    st.stats.unavailable += 1;
+                    "ServiceUnavailable"
+                };
+                let (s, v) = error(code, "injected");
                 Answer::Reply(s, v)
             } else if roll < faults.throttle + faults.server_error + faults.reset {
                 st.stats.resets += 1;
                 Answer::Reset
+            } else if roll < faults.throttle + faults.server_error + faults.reset + faults.garbage {
+                // The real answer (with its effects on the graph), cut off halfway.
+                let (s, mut v) = handle(&mut st, faults, &target, &body);
+                if s == 200 {
+                    st.stats.garbage += 1;
+                    v.truncate(v.len() / 2);
+                }
+                Answer::Reply(s, v)
             } else {
                 let (s, v) = handle(&mut st, faults, &target, &body);
                 Answer::Reply(s, v)
@@ -383,7 +404,7 @@ fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, 
         }
         "GetShardIterator" => {
             let id = body["ShardId"].as_str().unwrap_or("");
-            let Some(shard) = st.graph.shards.iter().find(|s| s.id == id) else {
+            let Some(shard) = st.graph.shards.iter_mut().find(|s| s.id == id) else {
                 return error("ResourceNotFoundException", "no such shard");
             };
             let index = match body["ShardIteratorType"].as_str().unwrap_or("") {
@@ -403,6 +424,11 @@ fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, 
                         at
                     };
                     if at < shard.trimmed_below {
+                        // A reader that restarts behind a scripted trim (its records read but
+                        // never made durable) loses from where it restarts.
+                        if let Some((from, _)) = &mut shard.lost {
+                            *from = (*from).min(index);
+                        }
                         st.stats.trimmed_answers += 1;
                         return error(
                             "TrimmedDataAccessException",
@@ -443,6 +469,9 @@ fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, 
                 }
             }
             if index < shard.trimmed_below {
+                if let Some((from, _)) = &mut shard.lost {
+                    *from = (*from).min(index);
+                }
                 st.stats.trimmed_answers += 1;
                 return error(
                     "TrimmedDataAccessException",

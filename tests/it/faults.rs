@@ -1,8 +1,13 @@
-//! The worker against the fault-injecting Streams server (short versions of the reliability
-//! scenarios): a split into two children, 64 open shards, throttling, 5xx and resets, iterators
-//! that expire, empty pages and the page cap, a parent trimmed while it is read, and a kill -9 in
-//! the middle. Each must end with every readable record archived exactly once and every key's
-//! versions in order (lineage first, then sequence number).
+//! The worker against the fault-injecting Streams server and S3 proxy (short versions of the
+//! reliability scenarios): a split into two children, 64 open shards, throttling, 500s, 503s and
+//! resets, cut-off bodies, iterators that expire, empty pages and the page cap, a parent trimmed
+//! while it is read, three workers sharing the shards, S3 SlowDowns and resets inside multipart
+//! uploads. Every scenario restarts in the middle (`kill -9`, or SIGTERM for one), and must end
+//! with every readable record archived exactly once and every key's versions in order (lineage
+//! first, then sequence number).
+//!
+//! `FAULTS_SCALE` (default 1) multiplies the records of every scenario and `FAULTS_SEED` (default
+//! 0) shifts every seed: `scripts/faults` runs the full matrix, larger and over several seeds.
 
 use crate::fault_streams::{FaultStreams, Faults, Graph, Rec};
 use crate::support::*;
@@ -12,19 +17,46 @@ use std::time::Duration;
 
 /// A table in DynamoDB Local (for DescribeTable and its stream ARN) whose stream is served by the
 /// fault server, and a worker on it.
-async fn start(stack: &Stack, server: &FaultStreams) -> (Archiver, std::path::PathBuf) {
+async fn create_table(stack: &Stack) {
     stack
         .create_table("faulty", "id", Some(StreamViewType::NewAndOldImages))
         .await;
+}
+
+/// A worker on the faulty stream (`worker_id` names it in the lease table).
+fn worker(stack: &Stack, server: &FaultStreams, worker_id: &str) -> Archiver {
     let archive = stack.dir.path().join("archive");
     let spool = stack.dir.path().join("spool");
     let endpoint = server.endpoint();
-    let a = Archiver::start_env(
+    let mut args = run_args("faulty", archive.to_str().unwrap(), spool.to_str().unwrap());
+    args.extend(["--worker-id", worker_id]);
+    Archiver::start_env(
         stack,
-        &run_args("faulty", archive.to_str().unwrap(), spool.to_str().unwrap()),
+        &args,
         &[("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", endpoint.as_str())],
-    );
-    (a, archive)
+    )
+}
+
+/// `FAULTS_SCALE`: how many times the records of each scenario (the full matrix runs more).
+fn scale() -> u64 {
+    std::env::var("FAULTS_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+}
+
+/// A scenario's seed, shifted by `FAULTS_SEED`.
+fn seed(base: u64) -> u64 {
+    base + std::env::var("FAULTS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A deadline that grows with the scale.
+fn deadline(secs: u64) -> Duration {
+    Duration::from_secs(secs * scale())
 }
 
 /// The records a complete read finds: all but those a scripted trim removed.
@@ -95,14 +127,44 @@ fn assert_complete(graph: &Graph, rows: &[Row]) {
     );
 }
 
-async fn run_to_completion(stack: &Stack, server: &FaultStreams, timeout: Duration) {
-    let (mut a, archive) = start(stack, server).await;
+/// How a scenario's worker is restarted in the middle.
+#[derive(Clone, Copy)]
+enum Restart {
+    /// `kill -9`: nothing flushed, nothing released; the next worker takes the lease over after
+    /// the failover time and starts from the last checkpoint.
+    Kill,
+    /// SIGTERM: flush, checkpoint and release, under the same faults.
+    Term,
+}
+
+/// Runs a worker until a third of the records are archived, restarts it (a new process, as after
+/// a crash or a deploy), runs the new one until every readable record is archived, and checks
+/// the archive.
+async fn run_with_restart(
+    stack: &Stack,
+    server: &FaultStreams,
+    restart: Restart,
+    timeout: Duration,
+) {
+    create_table(stack).await;
+    let archive = stack.dir.path().join("archive");
+    let total = expected(&server.with_graph(|g| g.clone())).len();
+    let mut first = worker(stack, server, "first");
+    wait_for_rows(&archive, total / 3, timeout).await;
+    match restart {
+        Restart::Kill => {
+            first.signal("KILL");
+            first.wait(Duration::from_secs(10));
+        }
+        Restart::Term => first.stop(),
+    }
+    let mut second = worker(stack, server, "second");
     poll("every readable record archived", timeout, || async {
         let want = expected(&server.with_graph(|g| g.clone())).len();
         (read_archive(&archive).len() >= want).then_some(())
     })
     .await;
-    a.stop();
+    second.stop();
     // The graph as served (a scripted trim records what it made unreadable).
     assert_complete(&server.with_graph(|g| g.clone()), &read_archive(&archive));
 }
@@ -124,7 +186,7 @@ fn split_graph() -> Graph {
                 false,
             ),
         ],
-        40,
+        40 * scale(),
         8,
         50,
         |k, v| match (v <= 4, k % 2) {
@@ -136,12 +198,12 @@ fn split_graph() -> Graph {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_split_into_two_children_under_10_percent_throttling() {
+async fn a_split_into_two_children_under_10_percent_throttling_with_a_kill() {
     let stack = Stack::start().await;
     let server = FaultStreams::start(
         split_graph(),
         Faults {
-            seed: 11,
+            seed: seed(11),
             throttle: 0.10,
             // Pages of a few records: enough calls for the throttling to matter.
             page_bytes: 1_500,
@@ -151,7 +213,7 @@ async fn a_split_into_two_children_under_10_percent_throttling() {
         },
     )
     .await;
-    run_to_completion(&stack, &server, Duration::from_secs(120)).await;
+    run_with_restart(&stack, &server, Restart::Kill, deadline(120)).await;
     let stats = server.stats();
     assert!(
         stats.throttled > 0 && stats.describe_pages >= 3,
@@ -160,7 +222,7 @@ async fn a_split_into_two_children_under_10_percent_throttling() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sixty_four_open_shards_under_5xx_resets_and_latency() {
+async fn sixty_four_open_shards_under_5xx_resets_cut_bodies_and_latency_with_a_sigterm() {
     let stack = Stack::start().await;
     let shards = (0..64)
         .map(|i| {
@@ -171,25 +233,29 @@ async fn sixty_four_open_shards_under_5xx_resets_and_latency() {
             )
         })
         .collect();
-    let graph = Graph::fill(shards, 640, 3, 20, |k, _| (k % 64) as usize);
+    let graph = Graph::fill(shards, 640 * scale(), 3, 20, |k, _| (k % 64) as usize);
     let server = FaultStreams::start(
         graph,
         Faults {
-            seed: 64,
+            seed: seed(64),
             server_error: 0.05,
             reset: 0.01,
+            garbage: 0.01,
             max_latency: Duration::from_millis(20),
             ..Faults::default()
         },
     )
     .await;
-    run_to_completion(&stack, &server, Duration::from_secs(180)).await;
+    run_with_restart(&stack, &server, Restart::Term, deadline(180)).await;
     let stats = server.stats();
-    assert!(stats.server_errors > 0 && stats.resets > 0, "{stats:?}");
+    assert!(
+        stats.server_errors > 0 && stats.unavailable > 0 && stats.resets > 0 && stats.garbage > 0,
+        "{stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn expiring_iterators_empty_pages_and_the_page_cap_along_a_rollover_chain() {
+async fn expiring_iterators_empty_pages_and_the_page_cap_along_a_rollover_chain_with_a_kill() {
     let stack = Stack::start().await;
     let ids = [
         "shardId-00000001763769600000-00000001",
@@ -202,7 +268,7 @@ async fn expiring_iterators_empty_pages_and_the_page_cap_along_a_rollover_chain(
             Graph::shard(ids[1], Some(ids[0]), true),
             Graph::shard(ids[2], Some(ids[1]), false),
         ],
-        50,
+        50 * scale(),
         9,
         2_000,
         |_, v| ((v - 1) / 3) as usize,
@@ -210,7 +276,7 @@ async fn expiring_iterators_empty_pages_and_the_page_cap_along_a_rollover_chain(
     let server = FaultStreams::start(
         graph,
         Faults {
-            seed: 3,
+            seed: seed(3),
             expire_every: Some(3),
             empty_page: 0.2,
             // About ten records per page, as AWS's 1 MB cap does to big items.
@@ -219,7 +285,7 @@ async fn expiring_iterators_empty_pages_and_the_page_cap_along_a_rollover_chain(
         },
     )
     .await;
-    run_to_completion(&stack, &server, Duration::from_secs(180)).await;
+    run_with_restart(&stack, &server, Restart::Kill, deadline(180)).await;
     let stats = server.stats();
     assert!(
         stats.expired > 0 && stats.empty_pages > 0 && stats.capped_pages > 0,
@@ -228,7 +294,7 @@ async fn expiring_iterators_empty_pages_and_the_page_cap_along_a_rollover_chain(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_parent_trimmed_while_read_is_a_reported_gap_and_its_children_are_read() {
+async fn a_parent_trimmed_while_read_is_a_reported_gap_and_its_children_are_read_across_a_kill() {
     let stack = Stack::start().await;
     let (p, c) = (
         "shardId-00000001763769600000-0000000p",
@@ -247,13 +313,13 @@ async fn a_parent_trimmed_while_read_is_a_reported_gap_and_its_children_are_read
     let server = FaultStreams::start(
         graph,
         Faults {
-            seed: 5,
+            seed: seed(5),
             page_bytes: 2_500,
             ..Faults::default()
         },
     )
     .await;
-    run_to_completion(&stack, &server, Duration::from_secs(120)).await;
+    run_with_restart(&stack, &server, Restart::Kill, Duration::from_secs(120)).await;
     assert!(server.stats().trimmed_answers > 0);
     let (lost_from, _) = server
         .with_graph(|g| g.shards[0].lost)
@@ -283,16 +349,47 @@ async fn a_parent_trimmed_while_read_is_a_reported_gap_and_its_children_are_read
     assert!(out.contains(&gap_after), "verify names the gap: {out}");
 }
 
+/// Eight parents, each split into two open children: versions 1-4 of a key in its parent,
+/// 5-8 in one of the parent's children.
+fn eight_splits_graph() -> Graph {
+    let mut shards = Vec::new();
+    for p in 0..8 {
+        shards.push(Graph::shard(
+            &format!("shardId-00000001763769600000-{p:08x}"),
+            None,
+            true,
+        ));
+    }
+    for c in 0..16 {
+        shards.push(Graph::shard(
+            &format!("shardId-00000001763773200000-{c:08x}"),
+            Some(&format!("shardId-00000001763769600000-{:08x}", c / 2)),
+            false,
+        ));
+    }
+    Graph::fill(shards, 160 * scale(), 8, 50, |k, v| {
+        let parent = (k % 8) as usize;
+        if v <= 4 {
+            parent
+        } else {
+            8 + 2 * parent + ((k / 8) % 2) as usize
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_kill_in_the_middle_of_a_split_under_faults_loses_and_repeats_nothing() {
+async fn three_workers_share_splitting_shards_under_faults_and_one_is_killed() {
+    use crate::workers::{leases, spread};
     let stack = Stack::start().await;
+    create_table(&stack).await;
     let server = FaultStreams::start(
-        split_graph(),
+        eight_splits_graph(),
         Faults {
-            seed: 99,
+            seed: seed(99),
             throttle: 0.05,
             server_error: 0.03,
             reset: 0.01,
+            garbage: 0.01,
             page_bytes: 3_000,
             ..Faults::default()
         },
@@ -300,20 +397,43 @@ async fn a_kill_in_the_middle_of_a_split_under_faults_loses_and_repeats_nothing(
     .await;
     let graph = server.with_graph(|g| g.clone());
     let total = expected(&graph).len();
-    let (mut a, archive) = start(&stack, &server).await;
-    wait_for_rows(&archive, total / 3, Duration::from_secs(120)).await;
-    a.signal("KILL");
-    a.wait(Duration::from_secs(10));
-    let spool = stack.dir.path().join("spool");
-    let endpoint = server.endpoint();
-    let mut b = Archiver::start_env(
-        &stack,
-        &run_args("faulty", archive.to_str().unwrap(), spool.to_str().unwrap()),
-        &[("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", endpoint.as_str())],
-    );
-    wait_for_rows(&archive, total, Duration::from_secs(120)).await;
-    b.stop();
+    let archive = stack.dir.path().join("archive");
+    let mut ws: Vec<Archiver> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|id| worker(&stack, &server, id))
+        .collect();
+    poll("all three workers hold leases", deadline(60), || async {
+        let s = spread(&leases(&stack).await);
+        ["w1", "w2", "w3"]
+            .iter()
+            .all(|w| s.get(*w).is_some_and(|&n| n > 0))
+            .then_some(())
+    })
+    .await;
+    wait_for_rows(&archive, total / 3, deadline(120)).await;
+    ws[1].signal("KILL");
+    ws[1].wait(Duration::from_secs(10));
+    poll(
+        "w2's unfinished leases taken over",
+        deadline(60),
+        || async {
+            let s = spread(&leases(&stack).await);
+            (!s.contains_key("w2") && !s.contains_key("-")).then_some(())
+        },
+    )
+    .await;
+    wait_for_rows(&archive, total, deadline(120)).await;
+    for (i, w) in ws.iter_mut().enumerate() {
+        if i != 1 {
+            w.stop();
+        }
+    }
     assert_complete(&graph, &read_archive(&archive));
+    let stats = server.stats();
+    assert!(
+        stats.throttled > 0 && stats.server_errors + stats.unavailable > 0 && stats.garbage > 0,
+        "{stats:?}"
+    );
 }
 
 /// Incompressible-looking bytes, spooled as a file ready to publish.
@@ -422,25 +542,134 @@ async fn a_worker_writing_to_s3_through_slowdowns_and_resets_archives_exactly_on
     .await;
     let spool = stack.dir.path().join("spool");
     let endpoint = proxy.endpoint();
-    let mut a = Archiver::start_env(
-        &stack,
-        &run_args("ledger", "s3://archive/prod", spool.to_str().unwrap()),
-        &[("AWS_ENDPOINT_URL_S3", endpoint.as_str())],
-    );
-    // Written while the worker runs, so that it publishes many files (one a second).
-    let written = crate::stream_archive::workload(&stack, "ledger", 30, 300, 2).await;
+    let start = || {
+        Archiver::start_env(
+            &stack,
+            &run_args("ledger", "s3://archive/prod", spool.to_str().unwrap()),
+            &[("AWS_ENDPOINT_URL_S3", endpoint.as_str())],
+        )
+    };
     let s3 = stack.s3.clone().unwrap();
-    let rows = poll("every record on S3", Duration::from_secs(120), || async {
-        read_s3_archive(&s3, "archive", "prod/")
+    let on_s3 = |n: usize| {
+        let s3 = s3.clone();
+        async move {
+            poll(
+                &format!("{n} records on S3"),
+                Duration::from_secs(120),
+                || async {
+                    read_s3_archive(&s3, "archive", "prod/")
+                        .await
+                        .filter(|rows| rows.len() >= n)
+                },
+            )
             .await
-            .filter(|rows| rows.len() >= 300)
-    })
-    .await;
-    a.stop();
+        }
+    };
+    let mut a = start();
+    // Written while the worker runs, so that it publishes many files (one a second); the worker
+    // is killed when a third is on S3, and a new one carries on.
+    let (written, ()) = tokio::join!(
+        crate::stream_archive::workload(&stack, "ledger", 30, 300, 2),
+        async {
+            on_s3(100).await;
+            a.signal("KILL");
+            a.wait(Duration::from_secs(10));
+        }
+    );
+    let mut b = start();
+    let rows = on_s3(300).await;
+    b.stop();
     let stats = proxy.stats.lock().unwrap().clone();
     assert!(
         stats.resets_after >= 1 && stats.slow_downs >= 1,
         "{stats:?}"
     );
     crate::stream_archive::assert_exactly_once_in_order(&stack, "ledger", &rows, &written).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_in_the_middle_of_a_multipart_upload_then_a_new_writer_lands_the_file_once() {
+    use crate::fault_s3::{upload_part, FaultS3, S3Fault, S3Faults};
+    use dynamo_archiver::sink::s3::{S3Sink, PART_SIZE_BYTES};
+    use dynamo_archiver::sink::{ArchiveSink, Published};
+    let stack = Stack::start_with_s3().await;
+    stack.create_bucket("archive").await;
+    let proxy = FaultS3::start(
+        stack.moto.as_ref().unwrap().port,
+        S3Faults {
+            seed: 9,
+            // The first writer's first part lands, its second hangs: the writer "crashes" there,
+            // leaving an upload open with one part in it. The new writer's parts meet SlowDowns.
+            script: vec![S3Fault::Pass, S3Fault::Stall],
+            slow_down: 0.3,
+            reset_before: 0.0,
+            reset_after: 0.0,
+            select: upload_part,
+        },
+    )
+    .await;
+    let sink = || async {
+        ArchiveSink::S3(S3Sink::new(
+            s3_client(&proxy.endpoint()).await,
+            "archive".into(),
+            "p".into(),
+            None,
+        ))
+    };
+    let file = spooled(stack.dir.path(), (PART_SIZE_BYTES + (2 << 20)) as usize);
+    let key = "t/dt=2026-11-22/shardId-1_1_9.parquet";
+    let first = sink().await;
+    tokio::select! {
+        r = first.publish_retrying(key, &file) => panic!("the upload should hang at its second part: {r:?}"),
+        _ = poll("the second part held", Duration::from_secs(60), || async {
+            (proxy.stats.lock().unwrap().stalls == 1).then_some(())
+        }) => {}
+    }
+    // The crash: the writer's future is dropped mid-upload, nothing aborts the upload.
+    drop(first);
+    let s3 = stack.s3.as_ref().unwrap();
+    let open = s3
+        .list_multipart_uploads()
+        .bucket("archive")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        open.uploads().len(),
+        1,
+        "the crashed writer's upload is open"
+    );
+    assert!(
+        s3_body(s3, "archive", &format!("p/{key}")).await.is_none(),
+        "nothing visible from a half-done upload"
+    );
+
+    let second = sink().await;
+    assert_eq!(
+        second.publish_retrying(key, &file).await.unwrap(),
+        Published::Created
+    );
+    let body = s3_body(s3, "archive", &format!("p/{key}")).await.unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        <[u8; 32]>::from(sha2::Sha256::digest(&body)),
+        file.sha256,
+        "lands whole"
+    );
+    let listed = s3.list_objects_v2().bucket("archive").send().await.unwrap();
+    assert_eq!(listed.contents().len(), 1, "one object");
+    // The crashed upload stays open until the bucket's AbortIncompleteMultipartUpload rule
+    // (infra/) removes it; the new writer's own upload is completed, not left beside it.
+    let open = s3
+        .list_multipart_uploads()
+        .bucket("archive")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        open.uploads().len(),
+        1,
+        "only the crashed upload is open: {:?}",
+        open.uploads()
+    );
 }

@@ -59,7 +59,7 @@ fn worker(stack: &Stack, tables: &[String], archive: &Path, id: &str, extra: &[&
     Archiver::start(stack, &args)
 }
 
-async fn leases(stack: &Stack) -> Vec<Lease> {
+pub(crate) async fn leases(stack: &Stack) -> Vec<Lease> {
     LeaseStore::new(stack.dynamodb.clone(), LEASE_TABLE.into(), String::new())
         .all()
         .await
@@ -67,7 +67,7 @@ async fn leases(stack: &Stack) -> Vec<Lease> {
 }
 
 /// Owner -> number of unfinished leases it holds.
-fn spread(leases: &[Lease]) -> BTreeMap<String, usize> {
+pub(crate) fn spread(leases: &[Lease]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for l in leases
         .iter()
