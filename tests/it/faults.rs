@@ -452,6 +452,31 @@ fn spooled(dir: &std::path::Path, len: usize) -> dynamo_archiver::encode::parque
     }
 }
 
+/// Checks that the bucket holds exactly one object, `p/<key>`, with the file's bytes; returns the
+/// number of multipart uploads still open.
+async fn one_whole_object(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+    file: &dynamo_archiver::encode::parquet::SpooledFile,
+) -> usize {
+    use sha2::Digest;
+    let body = s3_body(s3, "archive", &format!("p/{key}")).await.unwrap();
+    assert_eq!(
+        <[u8; 32]>::from(sha2::Sha256::digest(&body)),
+        file.sha256,
+        "lands whole"
+    );
+    let listed = s3.list_objects_v2().bucket("archive").send().await.unwrap();
+    assert_eq!(listed.contents().len(), 1, "one object");
+    let open = s3
+        .list_multipart_uploads()
+        .bucket("archive")
+        .send()
+        .await
+        .unwrap();
+    open.uploads().len()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_slowdowns_and_resets_inside_a_multipart_upload_land_the_file_once() {
     use crate::fault_s3::{upload_part, FaultS3, S3Fault, S3Faults};
@@ -491,25 +516,10 @@ async fn s3_slowdowns_and_resets_inside_a_multipart_upload_land_the_file_once() 
         "{stats:?}"
     );
     let s3 = stack.s3.as_ref().unwrap();
-    let body = s3_body(s3, "archive", &format!("p/{key}")).await.unwrap();
-    use sha2::Digest;
     assert_eq!(
-        <[u8; 32]>::from(sha2::Sha256::digest(&body)),
-        file.sha256,
-        "lands whole"
-    );
-    let listed = s3.list_objects_v2().bucket("archive").send().await.unwrap();
-    assert_eq!(listed.contents().len(), 1, "one object");
-    let open = s3
-        .list_multipart_uploads()
-        .bucket("archive")
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        open.uploads().is_empty(),
-        "no upload left open: {:?}",
-        open.uploads()
+        one_whole_object(s3, key, &file).await,
+        0,
+        "no upload left open"
     );
     assert_eq!(
         sink.publish(key, &file).await.unwrap(),
@@ -649,27 +659,11 @@ async fn a_crash_in_the_middle_of_a_multipart_upload_then_a_new_writer_lands_the
         second.publish_retrying(key, &file).await.unwrap(),
         Published::Created
     );
-    let body = s3_body(s3, "archive", &format!("p/{key}")).await.unwrap();
-    use sha2::Digest;
-    assert_eq!(
-        <[u8; 32]>::from(sha2::Sha256::digest(&body)),
-        file.sha256,
-        "lands whole"
-    );
-    let listed = s3.list_objects_v2().bucket("archive").send().await.unwrap();
-    assert_eq!(listed.contents().len(), 1, "one object");
     // The crashed upload stays open until the bucket's AbortIncompleteMultipartUpload rule
     // (infra/) removes it; the new writer's own upload is completed, not left beside it.
-    let open = s3
-        .list_multipart_uploads()
-        .bucket("archive")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        open.uploads().len(),
+        one_whole_object(s3, key, &file).await,
         1,
-        "only the crashed upload is open: {:?}",
-        open.uploads()
+        "only the crashed upload is open"
     );
 }
