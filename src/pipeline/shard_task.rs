@@ -57,10 +57,13 @@ pub struct ShardSettings {
     pub encode_slots: Arc<tokio::sync::Semaphore>,
 }
 
+/// The encode semaphore is never closed, so acquiring a slot only waits.
+const SLOTS_OPEN: &str = "the encode semaphore is never closed";
+
 /// One encoding slot per core. Encoding is CPU-bound, so more at once gains nothing, and each
-/// encoding row group holds a ZSTD compression and decompression context per column (allocated
-/// by the C library, outside the Rust allocator): with 64 shards encoding at once, the soak's
-/// peak RSS was mostly these contexts.
+/// encoding row group creates a ZSTD compression and decompression context per column (in C,
+/// outside the Rust allocator); page-fault sampling of the soak showed 64 shards creating and
+/// touching them at once.
 pub fn encode_slots() -> Arc<tokio::sync::Semaphore> {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     Arc::new(tokio::sync::Semaphore::new(cores))
@@ -499,7 +502,13 @@ impl ShardTask {
         };
         let rows = std::mem::take(&mut open.pending);
         open.pending_bytes = 0;
-        let slot = self.settings.encode_slots.clone().acquire_owned().await;
+        let slot = self
+            .settings
+            .encode_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect(SLOTS_OPEN);
         let (writer, result) = tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let mut writer = writer;
@@ -777,7 +786,7 @@ async fn finish(
     kv: Vec<(String, String)>,
     slots: &Arc<tokio::sync::Semaphore>,
 ) -> Result<SpooledFile, WriteError> {
-    let slot = slots.clone().acquire_owned().await;
+    let slot = slots.clone().acquire_owned().await.expect(SLOTS_OPEN);
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
         writer.finish(kv)

@@ -452,6 +452,51 @@ fn spooled(dir: &std::path::Path, len: usize) -> dynamo_archiver::encode::parque
     }
 }
 
+/// The multipart fault tests' set-up: moto with an `archive` bucket, the fault proxy in front of
+/// it (faults on UploadPart: `script` first, then SlowDowns at `slow_down`), and a spooled file of
+/// two parts.
+async fn multipart_rig(
+    seed: u64,
+    script: Vec<crate::fault_s3::S3Fault>,
+    slow_down: f64,
+) -> (
+    Stack,
+    crate::fault_s3::FaultS3,
+    dynamo_archiver::encode::parquet::SpooledFile,
+) {
+    use crate::fault_s3::{upload_part, FaultS3, S3Faults};
+    use dynamo_archiver::sink::s3::PART_SIZE_BYTES;
+    let stack = Stack::start_with_s3().await;
+    stack.create_bucket("archive").await;
+    let proxy = FaultS3::start(
+        stack.moto.as_ref().unwrap().port,
+        S3Faults {
+            seed,
+            script,
+            slow_down,
+            reset_before: 0.0,
+            reset_after: 0.0,
+            select: upload_part,
+        },
+    )
+    .await;
+    let file = spooled(stack.dir.path(), (PART_SIZE_BYTES + (2 << 20)) as usize);
+    (stack, proxy, file)
+}
+
+/// A sink writing to the `archive` bucket under `p/`, through `endpoint`.
+async fn archive_sink(endpoint: &str) -> dynamo_archiver::sink::ArchiveSink {
+    use dynamo_archiver::sink::s3::S3Sink;
+    dynamo_archiver::sink::ArchiveSink::S3(S3Sink::new(
+        s3_client(endpoint).await,
+        "archive".into(),
+        "p".into(),
+        None,
+    ))
+}
+
+const MULTIPART_KEY: &str = "t/dt=2026-11-22/shardId-1_1_9.parquet";
+
 /// Checks that the bucket holds exactly one object, `p/<key>`, with the file's bytes; returns the
 /// number of multipart uploads still open.
 async fn one_whole_object(
@@ -468,44 +513,23 @@ async fn one_whole_object(
     );
     let listed = s3.list_objects_v2().bucket("archive").send().await.unwrap();
     assert_eq!(listed.contents().len(), 1, "one object");
-    let open = s3
-        .list_multipart_uploads()
-        .bucket("archive")
-        .send()
-        .await
-        .unwrap();
-    open.uploads().len()
+    open_uploads(s3, "archive").await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_slowdowns_and_resets_inside_a_multipart_upload_land_the_file_once() {
-    use crate::fault_s3::{upload_part, FaultS3, S3Fault, S3Faults};
-    use dynamo_archiver::sink::s3::{S3Sink, PART_SIZE_BYTES};
-    use dynamo_archiver::sink::{ArchiveSink, Published};
-    let stack = Stack::start_with_s3().await;
-    stack.create_bucket("archive").await;
-    let proxy = FaultS3::start(
-        stack.moto.as_ref().unwrap().port,
-        S3Faults {
-            seed: 7,
-            // The first part: refused, then written but its answer lost, then cut before it
-            // reaches S3; after that, one part in five is slowed down.
-            script: vec![S3Fault::SlowDown, S3Fault::ResetAfter, S3Fault::ResetBefore],
-            slow_down: 0.2,
-            reset_before: 0.0,
-            reset_after: 0.0,
-            select: upload_part,
-        },
+    use crate::fault_s3::S3Fault;
+    use dynamo_archiver::sink::Published;
+    // The first part: refused, then written but its answer lost, then cut before it reaches S3;
+    // after that, one part in five is slowed down.
+    let (stack, proxy, file) = multipart_rig(
+        7,
+        vec![S3Fault::SlowDown, S3Fault::ResetAfter, S3Fault::ResetBefore],
+        0.2,
     )
     .await;
-    let sink = ArchiveSink::S3(S3Sink::new(
-        s3_client(&proxy.endpoint()).await,
-        "archive".into(),
-        "p".into(),
-        None,
-    ));
-    let file = spooled(stack.dir.path(), (PART_SIZE_BYTES + (2 << 20)) as usize);
-    let key = "t/dt=2026-11-22/shardId-1_1_9.parquet";
+    let sink = archive_sink(&proxy.endpoint()).await;
+    let key = MULTIPART_KEY;
     assert_eq!(
         sink.publish_retrying(key, &file).await.unwrap(),
         Published::Created
@@ -599,35 +623,14 @@ async fn a_worker_writing_to_s3_through_slowdowns_and_resets_archives_exactly_on
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_in_the_middle_of_a_multipart_upload_then_a_new_writer_lands_the_file_once() {
-    use crate::fault_s3::{upload_part, FaultS3, S3Fault, S3Faults};
-    use dynamo_archiver::sink::s3::{S3Sink, PART_SIZE_BYTES};
-    use dynamo_archiver::sink::{ArchiveSink, Published};
-    let stack = Stack::start_with_s3().await;
-    stack.create_bucket("archive").await;
-    let proxy = FaultS3::start(
-        stack.moto.as_ref().unwrap().port,
-        S3Faults {
-            seed: 9,
-            // The first writer's first part lands, its second hangs: the writer "crashes" there,
-            // leaving an upload open with one part in it. The new writer's parts meet SlowDowns.
-            script: vec![S3Fault::Pass, S3Fault::Stall],
-            slow_down: 0.3,
-            reset_before: 0.0,
-            reset_after: 0.0,
-            select: upload_part,
-        },
-    )
-    .await;
-    let sink = || async {
-        ArchiveSink::S3(S3Sink::new(
-            s3_client(&proxy.endpoint()).await,
-            "archive".into(),
-            "p".into(),
-            None,
-        ))
-    };
-    let file = spooled(stack.dir.path(), (PART_SIZE_BYTES + (2 << 20)) as usize);
-    let key = "t/dt=2026-11-22/shardId-1_1_9.parquet";
+    use crate::fault_s3::S3Fault;
+    use dynamo_archiver::sink::Published;
+    // The first writer's first part lands, its second hangs: the writer "crashes" there, leaving
+    // an upload open with one part in it. The new writer's parts meet SlowDowns.
+    let (stack, proxy, file) = multipart_rig(9, vec![S3Fault::Pass, S3Fault::Stall], 0.3).await;
+    let endpoint = proxy.endpoint();
+    let sink = || archive_sink(&endpoint);
+    let key = MULTIPART_KEY;
     let first = sink().await;
     tokio::select! {
         r = first.publish_retrying(key, &file) => panic!("the upload should hang at its second part: {r:?}"),
@@ -638,14 +641,8 @@ async fn a_crash_in_the_middle_of_a_multipart_upload_then_a_new_writer_lands_the
     // The crash: the writer's future is dropped mid-upload, nothing aborts the upload.
     drop(first);
     let s3 = stack.s3.as_ref().unwrap();
-    let open = s3
-        .list_multipart_uploads()
-        .bucket("archive")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        open.uploads().len(),
+        open_uploads(s3, "archive").await,
         1,
         "the crashed writer's upload is open"
     );

@@ -679,6 +679,17 @@ pub async fn s3_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Opt
     Some(keys)
 }
 
+/// How many multipart uploads are open in `bucket`.
+pub async fn open_uploads(s3: &aws_sdk_s3::Client, bucket: &str) -> usize {
+    s3.list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+        .uploads()
+        .len()
+}
+
 /// One object's bytes (`None` if the call fails).
 pub async fn s3_body(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<bytes::Bytes> {
     Some(
