@@ -1,46 +1,21 @@
-//! Benchmark: GetRecords-shaped JSON → SDK records → archive rows → Parquet (ZSTD) bytes, on one
-//! thread, with the real SDK deserializer (the HTTP client returns a canned GetRecords body, so
-//! no network is involved). Prints records/s, MB/s of GetRecords JSON, the share of each stage,
-//! and the peak RSS of the process.
+//! Benchmark: GetRecords-shaped JSON → archive rows → Parquet (ZSTD) bytes, on one thread, two
+//! ways in one run: through the SDK's deserializer and `from_stream_record` (the fallback path),
+//! and through `api::get_records` with its direct decoder (what the worker runs). The SDK's HTTP
+//! client returns a canned GetRecords body, so no network is involved. Prints records/s, MB/s of
+//! GetRecords JSON, the share of each stage, and the peak RSS of the process.
 //!
 //!   cargo bench --bench encode                 # defaults: 300 pages of 1,000 records of ~1.4 KB
 //!   cargo bench --bench encode -- --pages 50
 
 mod common;
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::body::SdkBody;
 use common::peak_rss_mib;
 use dynamo_archiver::encode::parquet::SpoolWriter;
 use dynamo_archiver::encode::record::{from_stream_record, ChangeRecord};
+use dynamo_archiver::encode::stream_json::RowSource;
+use dynamo_archiver::stream::api;
+use dynamo_archiver::stream::canned::CannedClient;
 use dynamo_archiver::types::{ShardId, StreamArn, TableName};
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone)]
-struct Canned(bytes::Bytes);
-
-impl HttpConnector for Canned {
-    fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
-        let body = self.0.clone();
-        HttpConnectorFuture::ready(Ok(HttpResponse::new(
-            200.try_into().expect("valid status"),
-            SdkBody::from(body),
-        )))
-    }
-}
-
-impl HttpClient for Canned {
-    fn http_connector(
-        &self,
-        _settings: &HttpConnectorSettings,
-        _components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        SharedHttpConnector::new(self.clone())
-    }
-}
 
 /// One GetRecords response body of `n` MODIFY records of about 1.4 KB each (NEW_AND_OLD_IMAGES).
 fn get_records_body(n: usize, page: usize) -> String {
@@ -110,18 +85,7 @@ fn main() {
         .unwrap();
     let clients: Vec<aws_sdk_dynamodbstreams::Client> = bodies
         .iter()
-        .map(|b| {
-            let config = aws_sdk_dynamodbstreams::Config::builder()
-                .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-                .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
-                    "bench", "bench", None, None, "bench",
-                ))
-                .endpoint_url("http://127.0.0.1:1")
-                .http_client(Canned(b.clone()))
-                .build();
-            aws_sdk_dynamodbstreams::Client::from_conf(config)
-        })
+        .map(|b| CannedClient::always(b.clone()).streams_client())
         .collect();
     let (table, stream, shard) = (
         TableName::new("users"),
@@ -130,64 +94,88 @@ fn main() {
         ),
         ShardId::new("shardId-00000001763769600000-0123abcd"),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let mut writer = SpoolWriter::create(&dir.path().join("bench.parquet")).unwrap();
-    let (mut t_sdk, mut t_rows, mut t_parquet) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let mut pending: Vec<ChangeRecord> = Vec::new();
-    let mut pending_bytes = 0usize;
-    let mut records = 0usize;
-    let started = Instant::now();
-    for p in 0..pages {
-        let t = Instant::now();
-        let page = rt
-            .block_on(
-                clients[p % clients.len()]
-                    .get_records()
-                    .shard_iterator("it")
-                    .send(),
-            )
-            .expect("canned page parses");
-        t_sdk += t.elapsed();
-        let t = Instant::now();
-        for r in page.records() {
-            let row = from_stream_record(r, &table, &stream, &shard).unwrap();
-            pending_bytes += row.approx_bytes();
-            pending.push(row);
-        }
-        records += page.records().len();
-        t_rows += t.elapsed();
-        if pending_bytes >= dynamo_archiver::pipeline::shard_task::ROW_GROUP_BYTES {
-            let t = Instant::now();
-            writer.write(&pending, 0).unwrap();
-            t_parquet += t.elapsed();
-            pending.clear();
-            pending_bytes = 0;
-        }
-    }
-    let t = Instant::now();
-    writer.write(&pending, 0).unwrap();
-    let file = writer.finish(vec![]).unwrap();
-    t_parquet += t.elapsed();
-    let total = started.elapsed();
+    let source = RowSource {
+        table: &table,
+        stream: &stream,
+        shard: &shard,
+    };
     let json_mb = (body_bytes * pages) as f64 / 1e6;
-    let secs = total.as_secs_f64();
-    println!("encode bench: {records} records in {pages} GetRecords pages of {body_bytes} bytes ({:.0} bytes/record of JSON)", body_bytes as f64 / per_page as f64);
-    println!(
-        "  end to end, one thread: {:.0} records/s, {:.1} MB/s of GetRecords JSON, {:.2} s",
-        records as f64 / secs,
-        json_mb / secs,
-        secs
-    );
-    println!(
-        "  stages: SDK deserialize {:.0}% ({:.0} rec/s alone), rows (DynamoDB JSON) {:.0}% ({:.0} rec/s), Parquet+ZSTD {:.0}% ({:.0} rec/s)",
-        100.0 * t_sdk.as_secs_f64() / secs, records as f64 / t_sdk.as_secs_f64(),
-        100.0 * t_rows.as_secs_f64() / secs, records as f64 / t_rows.as_secs_f64(),
-        100.0 * t_parquet.as_secs_f64() / secs, records as f64 / t_parquet.as_secs_f64(),
-    );
-    println!(
-        "  Parquet file: {:.1} MB ({:.1}x smaller than the JSON); peak RSS {:.0} MiB",
-        file.size_bytes as f64 / 1e6,
-        json_mb * 1e6 / file.size_bytes as f64,
-        peak_rss_mib()
-    );
+    println!("encode bench: {} records in {pages} GetRecords pages of {body_bytes} bytes ({:.0} bytes/record of JSON), one thread",
+        pages * per_page, body_bytes as f64 / per_page as f64);
+    for direct in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = SpoolWriter::create(&dir.path().join("bench.parquet")).unwrap();
+        let (mut t_decode, mut t_rows, mut t_parquet) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let mut pending: Vec<ChangeRecord> = Vec::new();
+        let mut pending_bytes = 0usize;
+        let mut records = 0usize;
+        let started = Instant::now();
+        for p in 0..pages {
+            let client = &clients[p % clients.len()];
+            let t = Instant::now();
+            let rows = if direct {
+                // What the reader does: the interceptor decodes the body straight into rows.
+                let page = rt
+                    .block_on(api::get_records(client, "it", 1000, &source))
+                    .expect("canned page parses");
+                assert!(!page.decoded_by_sdk, "the bench body is decoded directly");
+                t_decode += t.elapsed();
+                page.rows
+            } else {
+                let page = rt
+                    .block_on(client.get_records().shard_iterator("it").send())
+                    .expect("canned page parses");
+                t_decode += t.elapsed();
+                let t = Instant::now();
+                let rows: Vec<ChangeRecord> = page
+                    .records()
+                    .iter()
+                    .map(|r| from_stream_record(r, &table, &stream, &shard).unwrap())
+                    .collect();
+                drop(page);
+                t_rows += t.elapsed();
+                rows
+            };
+            records += rows.len();
+            for row in rows {
+                pending_bytes += row.approx_bytes();
+                pending.push(row);
+            }
+            if pending_bytes >= dynamo_archiver::pipeline::shard_task::ROW_GROUP_BYTES {
+                let t = Instant::now();
+                writer.write(&pending, 0).unwrap();
+                t_parquet += t.elapsed();
+                pending.clear();
+                pending_bytes = 0;
+            }
+        }
+        let t = Instant::now();
+        writer.write(&pending, 0).unwrap();
+        let file = writer.finish(vec![]).unwrap();
+        t_parquet += t.elapsed();
+        let secs = started.elapsed().as_secs_f64();
+        let rate = |d: Duration| records as f64 / d.as_secs_f64();
+        let share = |d: Duration| 100.0 * d.as_secs_f64() / secs;
+        if direct {
+            println!("  direct decoder (what the worker runs): {:.0} records/s end to end, {:.1} MB/s of JSON, {:.2} s", records as f64 / secs, json_mb / secs, secs);
+            println!(
+                "    body → rows {:.0}% ({:.0} rec/s alone), Parquet+ZSTD {:.0}% ({:.0} rec/s)",
+                share(t_decode),
+                rate(t_decode),
+                share(t_parquet),
+                rate(t_parquet)
+            );
+        } else {
+            println!("  SDK deserializer, then rows: {:.0} records/s end to end, {:.1} MB/s of JSON, {:.2} s", records as f64 / secs, json_mb / secs, secs);
+            println!("    SDK deserialize {:.0}% ({:.0} rec/s alone), rows incl. freeing the SDK records {:.0}% ({:.0} rec/s), Parquet+ZSTD {:.0}% ({:.0} rec/s)",
+                share(t_decode), rate(t_decode), share(t_rows), rate(t_rows), share(t_parquet), rate(t_parquet));
+        }
+        println!(
+            "    Parquet file: {:.1} MB ({:.1}x smaller than the JSON); peak RSS so far {:.0} MiB",
+            file.size_bytes as f64 / 1e6,
+            json_mb * 1e6 / file.size_bytes as f64,
+            peak_rss_mib()
+        );
+    }
 }

@@ -9,8 +9,8 @@
 //! - [`types`]: newtypes for tables, streams, shards and sequence numbers (ordered by value).
 //! - [`lineage`]: the pure decision of which shards may be read, given their parents.
 //! - [`stream`]: typed DynamoDB Streams calls and the per-shard reader task.
-//! - [`encode`]: canonical DynamoDB JSON, the schema v1 row, Parquet files, JSON lines,
-//!   Athena/DuckDB SQL.
+//! - [`encode`]: canonical DynamoDB JSON, the schema v1 row (from an SDK record, or straight from a
+//!   GetRecords body), Parquet files, JSON lines, Athena/DuckDB SQL.
 //! - [`sink`]: where files go (S3 or a local directory), create-only, under deterministic names;
 //!   and the Firehose output (lines packed into records, PutRecordBatch until acknowledged).
 //! - [`leases`]: the lease table, holding each shard's owner and checkpoint.

@@ -21,10 +21,11 @@ pub enum View<'a, T> {
     S(&'a str),
     N(&'a str),
     B(&'a [u8]),
-    Ss(&'a [String]),
-    Ns(&'a [String]),
+    Ss(Vec<&'a str>),
+    Ns(Vec<&'a str>),
     Bs(Vec<&'a [u8]>),
-    M(&'a HashMap<String, T>),
+    /// A map's entries, in any order: the writer sorts them. Names are unique.
+    M(Vec<(&'a str, &'a T)>),
     L(&'a [T]),
     Null,
     Bool(bool),
@@ -44,10 +45,10 @@ macro_rules! attribute_like {
                     A::S(s) => View::S(s),
                     A::N(n) => View::N(n),
                     A::B(b) => View::B(b.as_ref()),
-                    A::Ss(v) => View::Ss(v),
-                    A::Ns(v) => View::Ns(v),
+                    A::Ss(v) => View::Ss(v.iter().map(String::as_str).collect()),
+                    A::Ns(v) => View::Ns(v.iter().map(String::as_str).collect()),
                     A::Bs(v) => View::Bs(v.iter().map(|b| b.as_ref()).collect()),
-                    A::M(m) => View::M(m),
+                    A::M(m) => View::M(entries(m)),
                     A::L(l) => View::L(l),
                     A::Null(_) => View::Null,
                     A::Bool(b) => View::Bool(*b),
@@ -68,12 +69,23 @@ pub struct UnknownAttributeType {
     pub path: String,
 }
 
+fn entries<T>(map: &HashMap<String, T>) -> Vec<(&str, &T)> {
+    map.iter().map(|(k, v)| (k.as_str(), v)).collect()
+}
+
 /// Encodes an item (a map of attributes) as canonical DynamoDB JSON.
 pub fn encode_item<T: AttributeLike>(
     item: &HashMap<String, T>,
 ) -> Result<String, UnknownAttributeType> {
+    encode_entries(entries(item))
+}
+
+/// Encodes an item given as its entries (unique names, any order) as canonical DynamoDB JSON.
+pub fn encode_entries<T: AttributeLike>(
+    entries: Vec<(&str, &T)>,
+) -> Result<String, UnknownAttributeType> {
     let mut out = String::with_capacity(256);
-    write_map(&mut out, item)?;
+    write_map(&mut out, entries)?;
     Ok(out)
 }
 
@@ -90,11 +102,10 @@ fn prefix(mut e: UnknownAttributeType, segment: &str) -> UnknownAttributeType {
 
 fn write_map<T: AttributeLike>(
     out: &mut String,
-    map: &HashMap<String, T>,
+    mut entries: Vec<(&str, &T)>,
 ) -> Result<(), UnknownAttributeType> {
     out.push('{');
     // Sorting references is cheap next to the encoding itself and makes the bytes canonical.
-    let mut entries: Vec<(&String, &T)> = map.iter().collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for (i, (k, v)) in entries.into_iter().enumerate() {
         if i > 0 {
@@ -126,8 +137,8 @@ fn write_value<T: AttributeLike>(out: &mut String, v: &T) -> Result<(), UnknownA
             base64::engine::general_purpose::STANDARD.encode_string(b, out);
             out.push('"');
         }
-        View::Ss(v) => write_str_list(out, "SS", v),
-        View::Ns(v) => write_str_list(out, "NS", v),
+        View::Ss(v) => write_str_list(out, "SS", &v),
+        View::Ns(v) => write_str_list(out, "NS", &v),
         View::Bs(v) => {
             out.push_str("{\"BS\":[");
             for (i, b) in v.iter().enumerate() {
@@ -165,7 +176,7 @@ fn write_value<T: AttributeLike>(out: &mut String, v: &T) -> Result<(), UnknownA
     Ok(())
 }
 
-fn write_str_list(out: &mut String, tag: &str, v: &[String]) {
+fn write_str_list(out: &mut String, tag: &str, v: &[&str]) {
     out.push_str("{\"");
     out.push_str(tag);
     out.push_str("\":[");
@@ -413,7 +424,7 @@ mod tests {
         fn view(&self) -> Option<View<'_, Self>> {
             match self {
                 TestAv::S(s) => Some(View::S(s)),
-                TestAv::M(m) => Some(View::M(m)),
+                TestAv::M(m) => Some(View::M(entries(m))),
                 TestAv::L(l) => Some(View::L(l)),
                 TestAv::FromTheFuture => None,
             }

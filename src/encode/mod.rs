@@ -6,3 +6,4 @@ pub mod ddl;
 pub mod json_line;
 pub mod parquet;
 pub mod record;
+pub mod stream_json;

@@ -11,7 +11,7 @@ use super::shard_firehose::LineBatch;
 use super::Destination;
 use crate::backoff::Backoff;
 use crate::encode::parquet::{meta, SpoolWriter, SpooledFile, WriteError, SCHEMA_VERSION};
-use crate::encode::record::{from_stream_record, ChangeRecord, RecordError};
+use crate::encode::record::{ChangeRecord, RecordError};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseStore};
 use crate::metrics::Metrics;
 use crate::sink::firehose::FirehoseError;
@@ -346,14 +346,8 @@ impl ShardTask {
                     { let r = self.publish_open().await; self.fenced(r)?; }
                 }
                 event = rx.recv() => match event {
-                    Some(ReadEvent::Records(records)) => {
-                        for r in &records {
-                            let row = from_stream_record(
-                                r,
-                                &self.lease.table,
-                                &self.lease.stream,
-                                &self.lease.shard,
-                            )?;
+                    Some(ReadEvent::Records(rows)) => {
+                        for row in rows {
                             self.push(row).await?;
                             if self.lost {
                                 return Ok(ShardOutcome::Lost);
@@ -363,6 +357,7 @@ impl ShardTask {
                             { let r = self.publish_open().await; self.fenced(r)?; }
                         }
                     }
+                    Some(ReadEvent::Invalid(e)) => return Err(e.into()),
                     Some(ReadEvent::Trimmed { after }) => {
                         // The gap lies between what is open now and what comes next.
                         { let r = self.publish_open().await; self.fenced(r)?; }

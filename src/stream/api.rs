@@ -2,9 +2,18 @@
 //! errors a caller can branch on: an expired iterator, trimmed data, a vanished shard, throttling
 //! and an unparseable response each need a different answer.
 
+use crate::encode::record::{from_stream_record, ChangeRecord, RecordError};
+use crate::encode::stream_json::{decode_get_records, DecodedPage, RowSource};
 use crate::types::{SequenceNumber, ShardId, StreamArn, TableName};
 use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
+use std::sync::{Arc, Mutex};
 
 /// GetRecords returns at most 1,000 records (and 1 MB) per call:
 /// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetRecords.html>
@@ -84,6 +93,9 @@ where
             StreamError::Transient(message)
         }
         _ if status.is_some_and(|s| s >= 500) => StreamError::Transient(message),
+        // A 2xx answer the SDK could not read as the operation's output (a body cut off in
+        // transit): retried with the same iterator, which is still good.
+        _ if status.is_some_and(|s| (200..300).contains(&s)) => StreamError::Unparseable(message),
         _ => StreamError::Other(message),
     }
 }
@@ -243,29 +255,207 @@ pub async fn shard_iterator(
         .ok_or_else(|| StreamError::NotFound(format!("no iterator returned for shard {shard}")))
 }
 
-/// One GetRecords page.
+/// One GetRecords page, as archive rows.
 #[derive(Debug)]
 pub struct Page {
-    pub records: Vec<Record>,
+    pub rows: Vec<ChangeRecord>,
+    /// A record that cannot become a row (a missing field, an unknown attribute type): `rows`
+    /// holds the records before it, and nothing after it is read.
+    pub invalid: Option<RecordError>,
     /// `None` once the shard is closed and read to its end.
     pub next_iterator: Option<String>,
+    /// The body was declined by the direct decoder and read by the SDK's deserializer.
+    pub decoded_by_sdk: bool,
 }
 
+/// Reads one page. The body is decoded straight into rows ([`stream_json`]) by an interceptor
+/// that runs before the SDK's deserializer; a body it declines is left to the SDK, and its
+/// records become rows the usual way ([`from_stream_record`]), with the SDK's errors.
 pub async fn get_records(
     streams: &aws_sdk_dynamodbstreams::Client,
     iterator: &str,
     limit: i32,
+    source: &RowSource<'_>,
 ) -> Result<Page, StreamError> {
+    let decoded = Arc::new(Mutex::new(None));
     let out = streams
         .get_records()
         .shard_iterator(iterator)
         .limit(limit.clamp(1, MAX_RECORDS_PER_GET_RECORDS))
+        .customize()
+        .interceptor(DecodeRows {
+            table: source.table.clone(),
+            stream: source.stream.clone(),
+            shard: source.shard.clone(),
+            decoded: decoded.clone(),
+        })
         .send()
         .await
         .map_err(classify)?;
-    let next_iterator = out.next_shard_iterator().map(str::to_owned);
+    let direct = decoded
+        .lock()
+        .expect("the interceptor does not panic holding the lock")
+        .take();
+    if let Some(page) = direct {
+        return Ok(Page {
+            rows: page.rows,
+            invalid: None,
+            next_iterator: page.next_iterator,
+            decoded_by_sdk: false,
+        });
+    }
+    let mut rows = Vec::with_capacity(out.records().len());
+    let mut invalid = None;
+    for record in out.records() {
+        match from_stream_record(record, source.table, source.stream, source.shard) {
+            Ok(row) => rows.push(row),
+            Err(e) => {
+                invalid = Some(e);
+                break;
+            }
+        }
+    }
     Ok(Page {
-        records: out.records.unwrap_or_default(),
-        next_iterator,
+        rows,
+        invalid,
+        next_iterator: out.next_shard_iterator().map(str::to_owned),
+        decoded_by_sdk: true,
     })
+}
+
+/// Decodes a successful GetRecords body into rows before the SDK reads it, and then hands the
+/// SDK an empty object in its place. Each attempt overwrites `decoded`, so after retries only
+/// the answered attempt counts; a declined body leaves `None` and reaches the SDK unchanged.
+#[derive(Debug)]
+struct DecodeRows {
+    table: TableName,
+    stream: StreamArn,
+    shard: ShardId,
+    decoded: Arc<Mutex<Option<DecodedPage>>>,
+}
+
+impl Intercept for DecodeRows {
+    fn name(&self) -> &'static str {
+        "DecodeRows"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response_mut();
+        let source = RowSource {
+            table: &self.table,
+            stream: &self.stream,
+            shard: &self.shard,
+        };
+        // Only a body already in memory (the repairing client reads GetRecords bodies whole).
+        let page = match response.body().bytes() {
+            Some(body) if response.status().is_success() => {
+                match decode_get_records(body, &source) {
+                    Ok(page) => Some(page),
+                    Err(declined) => {
+                        tracing::debug!(shard = %self.shard, "{declined}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        if page.is_some() {
+            *response.body_mut() = SdkBody::from("{}");
+        }
+        *self
+            .decoded
+            .lock()
+            .expect("the reader does not panic holding the lock") = page;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::stream_json::tests::sdk_rows;
+    use crate::stream::canned::CannedClient;
+
+    fn body(keys: &[&str]) -> String {
+        let records: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                format!(
+                    r#"{{"eventID":"e{i}","eventName":"INSERT","dynamodb":{{"ApproximateCreationDateTime":1763769600.5,"Keys":{{"id":{k}}},"SequenceNumber":"{}","SizeBytes":9}}}}"#,
+                    100 + i
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"Records":[{}],"NextShardIterator":"it-2"}}"#,
+            records.join(",")
+        )
+    }
+
+    async fn read(client: &CannedClient) -> Result<Page, StreamError> {
+        let (table, stream, shard) = (
+            TableName::new("users"),
+            StreamArn::new("arn:aws:dynamodb:us-east-1:1:table/users/stream/x"),
+            ShardId::new("shardId-1"),
+        );
+        let source = RowSource {
+            table: &table,
+            stream: &stream,
+            shard: &shard,
+        };
+        get_records(&client.streams_client(), "it-1", 1000, &source).await
+    }
+
+    #[tokio::test]
+    async fn a_page_is_decoded_directly_into_the_rows_the_sdk_would_make() {
+        let text = body(&[r#"{"N":"1"}"#, r#"{"S":"two"}"#]);
+        let page = read(&CannedClient::always(text.clone())).await.unwrap();
+        assert!(!page.decoded_by_sdk);
+        assert!(page.invalid.is_none());
+        assert_eq!(page.next_iterator.as_deref(), Some("it-2"));
+        // The SDK path runs its own runtime: off this one's thread.
+        let sdk = tokio::task::spawn_blocking(move || sdk_rows(&text)).await;
+        assert_eq!(page.rows, sdk.unwrap().unwrap());
+        assert_eq!(page.rows[1].keys, r#"{"id":{"S":"two"}}"#);
+    }
+
+    #[tokio::test]
+    async fn a_declined_page_is_read_by_the_sdk_and_stops_at_the_bad_record() {
+        let text = body(&[r#"{"N":"1"}"#, r#"{"FUTURE":"x"}"#, r#"{"N":"3"}"#]);
+        let page = read(&CannedClient::always(text)).await.unwrap();
+        assert!(page.decoded_by_sdk);
+        assert_eq!(page.rows.len(), 1, "the record before the bad one");
+        assert!(matches!(
+            page.invalid,
+            Some(RecordError::UnknownType { ref event_id, .. }) if event_id == "e1"
+        ));
+        assert_eq!(page.next_iterator.as_deref(), Some("it-2"));
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_attempt_the_answered_one_is_decoded() {
+        let error = r#"{"__type":"com.amazonaws#InternalServerError","message":"boom"}"#;
+        let client = CannedClient::new(vec![
+            (500, error.into()),
+            (200, body(&[r#"{"N":"7"}"#]).into()),
+        ]);
+        let page = read(&client).await.unwrap();
+        assert!(!page.decoded_by_sdk);
+        assert_eq!(page.rows.len(), 1);
+        assert_eq!(page.rows[0].keys, r#"{"id":{"N":"7"}}"#);
+    }
+
+    #[tokio::test]
+    async fn a_cut_off_body_is_still_unparseable() {
+        let text = body(&[r#"{"N":"1"}"#]);
+        let cut = text[..text.len() / 2].to_owned();
+        let err = read(&CannedClient::always(cut)).await.unwrap_err();
+        assert_eq!(err.kind(), "unparseable_response", "{err}");
+    }
 }

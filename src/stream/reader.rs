@@ -12,9 +12,10 @@
 
 use super::api::{self, Page, Position, StreamError};
 use crate::backoff::Backoff;
+use crate::encode::record::{ChangeRecord, RecordError};
+use crate::encode::stream_json::RowSource;
 use crate::metrics::Metrics;
 use crate::types::{SequenceNumber, ShardId, StreamArn, TableName};
-use aws_sdk_dynamodbstreams::types::Record;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -28,8 +29,11 @@ const RETRY_CAP: Duration = Duration::from_secs(20);
 /// What the reader tells the shard's writer, in stream order.
 #[derive(Debug)]
 pub enum ReadEvent {
-    /// A non-empty page of records.
-    Records(Vec<Record>),
+    /// A non-empty page of records, as archive rows.
+    Records(Vec<ChangeRecord>),
+    /// A record that cannot become a row without inventing data; the rows before it were sent.
+    /// Nothing after it is read: the shard stops there, loudly, rather than skip it.
+    Invalid(RecordError),
     /// Records were trimmed before they were read: the gap starts after `after` (or at the
     /// shard's start when nothing had been read). Reading goes on from TRIM_HORIZON.
     Trimmed { after: Option<SequenceNumber> },
@@ -134,62 +138,60 @@ impl ShardReader {
                     }
                 },
             };
-            match api::get_records(
-                &self.streams,
-                &it,
-                page_limit(
-                    self.running.load(std::sync::atomic::Ordering::Relaxed),
-                    self.mean_record_bytes,
-                ),
-            )
-            .await
-            {
+            let source = RowSource {
+                table: &self.table,
+                stream: &self.stream,
+                shard: &self.shard,
+            };
+            let limit = page_limit(
+                self.running.load(std::sync::atomic::Ordering::Relaxed),
+                self.mean_record_bytes,
+            );
+            match api::get_records(&self.streams, &it, limit, &source).await {
                 Ok(Page {
-                    records,
+                    rows,
+                    invalid,
                     next_iterator,
+                    decoded_by_sdk,
                 }) => {
                     backoff.reset();
                     self.metrics.touch_shard(&self.table, &self.shard);
-                    let empty = records.is_empty();
+                    let decoder = if decoded_by_sdk { "sdk" } else { "direct" };
+                    self.metrics.inc(
+                        "archiver_get_records_pages_total",
+                        &[("table", table.as_str()), ("decoder", decoder)],
+                        1,
+                    );
+                    let empty = rows.is_empty();
                     if !empty {
-                        let bytes: i64 = records
-                            .iter()
-                            .filter_map(|r| r.dynamodb().and_then(|d| d.size_bytes()))
-                            .sum();
-                        let page_mean = (bytes.max(0) as usize) / records.len();
+                        let bytes: i64 = rows.iter().filter_map(|r| r.size_bytes).sum();
+                        let page_mean = (bytes.max(0) as usize) / rows.len();
                         self.mean_record_bytes = (3 * self.mean_record_bytes + page_mean) / 4;
                     }
-                    if let Some(last) = records
-                        .last()
-                        .and_then(|r| r.dynamodb())
-                        .and_then(|d| d.sequence_number())
-                        .and_then(|s| SequenceNumber::parse(s).ok())
-                    {
+                    if let Some(last) = rows.last().and_then(|r| r.sequence_number.clone()) {
                         self.position = Position::After(last);
                     }
-                    if let Some(newest) = records
-                        .last()
-                        .and_then(|r| r.dynamodb())
-                        .and_then(|d| d.approximate_creation_date_time())
-                    {
+                    if let Some(newest) = rows.last() {
                         self.metrics.set_iterator_age(
                             &self.table,
                             &self.shard,
-                            newest.to_millis().unwrap_or(0),
+                            newest.event_time_ms,
                         );
-                    } else if empty {
+                    } else if empty && invalid.is_none() {
                         // Caught up: the newest record's age no longer describes the lag.
                         self.metrics.clear_iterator_age(&self.table, &self.shard);
                     }
                     if !empty {
-                        self.metrics.inc(
-                            "archiver_records_read_total",
-                            &labels,
-                            records.len() as u64,
-                        );
-                        if events.send(ReadEvent::Records(records)).await.is_err() {
+                        self.metrics
+                            .inc("archiver_records_read_total", &labels, rows.len() as u64);
+                        if events.send(ReadEvent::Records(rows)).await.is_err() {
                             return;
                         }
+                    }
+                    if let Some(e) = invalid {
+                        // The writer stops the shard on it; reading further would skip it.
+                        let _ = events.send(ReadEvent::Invalid(e)).await;
+                        return;
                     }
                     match next_iterator {
                         None => {
