@@ -13,6 +13,7 @@ type Labels = Vec<(String, String)>;
 /// Every metric the worker exports, with its help text.
 pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     ("archiver_records_read_total", "counter", "Stream records read, per table."),
+    ("archiver_get_records_pages_total", "counter", "GetRecords pages read, per table and decoder: `direct` (the body straight into rows) or `sdk` (a body the direct decoder declined, read by the SDK)."),
     ("archiver_records_written_total", "counter", "Records made durable, per table: in published archive files, or (Firehose output) acknowledged by Firehose."),
     ("archiver_files_written_total", "counter", "Archive files published, per table."),
     ("archiver_bytes_written_total", "counter", "Bytes of archive files published (Firehose output: bytes of records acknowledged), per table."),

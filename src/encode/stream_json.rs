@@ -397,6 +397,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn creation_times_round_to_the_sdk_s_millisecond() {
+        // serde_json's default float parser can be one unit off in the last place; 3496220583.1349998
+        // then fell on the other side of a millisecond (found by the proptest below). The crate
+        // is built with `float_roundtrip`, which parses as `f64::from_str` does, like the SDK.
+        for t in [
+            "3496220583.1349998",
+            "1763769600.123",
+            "1.7637696001239E9",
+            "0",
+            "1763769600",
+        ] {
+            let body = format!(
+                r#"{{"Records":[{{"eventID":"e","eventName":"INSERT","dynamodb":{{"ApproximateCreationDateTime":{t},"Keys":{{}},"SequenceNumber":"1"}}}}]}}"#
+            );
+            let direct = direct_rows(&body).expect("decoded directly");
+            assert_eq!(direct, sdk_rows(&body).unwrap(), "{t}");
+        }
+    }
+
+    #[test]
     fn a_name_given_twice_keeps_its_last_value_as_the_sdk_does() {
         let body = r#"{"Records":[{"eventID":"e","eventName":"INSERT","dynamodb":{
             "ApproximateCreationDateTime":1763769600,

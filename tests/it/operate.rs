@@ -73,6 +73,18 @@ async fn metrics_move_and_healthz_follows_a_stuck_reader() {
     )
     .await;
     assert_eq!(metric(port, "archiver_records_read_total").await, 40.0);
+    // DynamoDB Local's pages (after the repair of its empty maps) are decoded straight into rows,
+    // never declined to the SDK's deserializer.
+    let (_, text) = http_get(port, "/metrics").unwrap();
+    let pages = |decoder: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("archiver_get_records_pages_total{"))
+            .filter(|l| l.contains(&format!("decoder=\"{decoder}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(pages("direct") >= 1.0, "{text}");
+    assert_eq!(pages("sdk"), 0.0, "{text}");
     assert!(metric(port, "archiver_files_written_total").await >= 1.0);
     assert_eq!(metric(port, "archiver_shards_owned").await, 1.0);
     assert_eq!(http_get(port, "/healthz").unwrap().0, 200);
