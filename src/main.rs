@@ -27,9 +27,12 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 fn main() {
-    // Before any thread starts: mimalloc's option setters are not thread-safe.
-    // SAFETY: a plain FFI call with a valid option index and value; no pointers are involved.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    // Before any thread starts: mimalloc's option setters are not thread-safe. An operator's
+    // MIMALLOC_PURGE_DELAY (read by mimalloc itself) wins: memory against CPU is theirs to trade.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain FFI call with a valid option index and value; no pointers involved.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    }
     let cli = Cli::parse();
     let code = match dispatch(cli) {
         Ok(()) => 0,

@@ -64,8 +64,9 @@ pub const READ_BUDGET_BYTES: usize = 32 << 20;
 /// Pages of one shard in memory at once: one being fetched, one read ahead, one being encoded
 /// (from [`MANY_SHARDS`] on; fewer shards read two ahead, and have room to spare).
 const PAGES_PER_SHARD: usize = 3;
-/// What a parsed record holds besides its items' bytes (SDK structs, maps, attribute names,
-/// event fields): an estimate from the SDK's types, not a measurement.
+/// What a record holds besides its items' bytes (the row's other strings, its struct, and the
+/// SDK's trees when a body is declined to the SDK): an estimate, not a measurement. Kept from
+/// the SDK-only reader: the direct decoder holds less, so the budget is conservative.
 const RECORD_OVERHEAD_BYTES: usize = 1024;
 /// The first guess of a record's `SizeBytes`, before any is read.
 pub const FIRST_GUESS_RECORD_BYTES: usize = 1024;
@@ -73,8 +74,8 @@ pub const FIRST_GUESS_RECORD_BYTES: usize = 1024;
 const MIN_PAGE_RECORDS: usize = 100;
 
 /// The `Limit` of the next GetRecords call: this shard's share of [`READ_BUDGET_BYTES`] over
-/// what a parsed record is expected to hold (its bytes about three times: the body, the parsed
-/// values, the rows made from them), between [`MIN_PAGE_RECORDS`] and the API's 1,000. Few
+/// what a record is expected to hold (its bytes about three times: the body while it is decoded,
+/// the DynamoDB JSON of the row, which is longer than `SizeBytes`, and string capacity), between [`MIN_PAGE_RECORDS`] and the API's 1,000. Few
 /// shards read full pages; many shards, or big items, read smaller ones. Smaller pages cost
 /// more calls only while a backlog is read.
 pub fn page_limit(running: usize, mean_record_bytes: usize) -> i32 {

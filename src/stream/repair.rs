@@ -30,8 +30,9 @@ const GET_RECORDS_TARGET: &str = "DynamoDBStreams_20120810.GetRecords";
 
 /// Rewrites typeless empty maps in a GetRecords body; `None` when nothing needed changing.
 pub fn repair_get_records_body(body: &[u8]) -> Option<Vec<u8>> {
-    // Cheap pre-check: no `{}` at all means nothing to repair (the common case everywhere).
-    if !body.windows(2).any(|w| w == b"{}") {
+    // Cheap pre-check: no `{}` at all means nothing to repair (the common case everywhere). A
+    // vectorised search: a byte-pair scan of every body was ~5% of the worker's CPU in the soak.
+    if memchr::memmem::find(body, b"{}").is_none() {
         return None;
     }
     let mut doc: Value = serde_json::from_slice(body).ok()?;
