@@ -80,14 +80,35 @@ pub fn encode_item<T: AttributeLike>(
     encode_entries(entries(item))
 }
 
+thread_local! {
+    /// Where items are written before they are copied out at their exact length. A string grown
+    /// by doubling held up to twice its length, reallocated two or three times per image, and
+    /// the pending-row budget (counted by capacity) then held half as many rows per row group.
+    static SCRATCH: std::cell::RefCell<String> = std::cell::RefCell::new(String::new());
+}
+
 /// Encodes an item given as its entries (unique names, any order) as canonical DynamoDB JSON.
+/// The result's capacity is its length.
 pub fn encode_entries<T: AttributeLike>(
     entries: Vec<(&str, &T)>,
 ) -> Result<String, UnknownAttributeType> {
-    let mut out = String::with_capacity(256);
-    write_map(&mut out, entries)?;
-    Ok(out)
+    SCRATCH.with(|scratch| {
+        // Never re-entered: writing an item does not encode another through this function.
+        let mut out = scratch.borrow_mut();
+        out.clear();
+        write_map(&mut out, entries)?;
+        let exact = out.as_str().to_owned();
+        // A huge item once must not pin its buffer in this thread for good.
+        if out.capacity() > SCRATCH_KEEP_BYTES {
+            *out = String::new();
+        }
+        Ok(exact)
+    })
 }
+
+/// The scratch buffer kept between items: an item's JSON is rarely larger (items are at most
+/// 400 KB; their JSON can be somewhat more).
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
 
 /// The error's path is built only while an error unwinds, so the hot path allocates nothing
 /// per attribute.
@@ -410,6 +431,19 @@ mod tests {
             r#"{"b":{"B":""},"e":{"S":""},"l":{"L":[]},"m":{"M":{}}}"#
         );
         assert_eq!(decode_item(&text).unwrap(), it);
+    }
+
+    #[test]
+    fn an_encoded_item_holds_no_spare_capacity() {
+        // The pending-row budget counts capacity: slack would cut row groups short.
+        for n in [1usize, 10, 300] {
+            let it: HashMap<String, A> = (0..n)
+                .map(|i| (format!("attr{i}"), A::S("x".repeat(i))))
+                .collect();
+            let text = encode_item(&it).unwrap();
+            assert_eq!(text.capacity(), text.len(), "{n} attributes");
+            assert_eq!(decode_item(&text).unwrap(), it);
+        }
     }
 
     /// A stand-in attribute type with a variant the encoder does not know.
