@@ -75,6 +75,20 @@ pub struct Faults {
     pub page_bytes: usize,
     /// Most shards in one DescribeStream page (AWS allows up to 100; smaller pages exercise paging).
     pub describe_page: usize,
+    /// The first GetRecords calls answer with these faults, one each, before the rates apply:
+    /// every kind a scenario asserts on then happens whatever the order of the calls (a rate of
+    /// 1% over a few hundred calls can otherwise miss, and did).
+    pub script: Vec<Injected>,
+}
+
+/// A fault to answer one call with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injected {
+    Throttle,
+    ServerError,
+    Unavailable,
+    Reset,
+    Garbage,
 }
 
 impl Default for Faults {
@@ -90,6 +104,7 @@ impl Default for Faults {
             expire_every: None,
             page_bytes: 1 << 20,
             describe_page: 100,
+            script: Vec::new(),
         }
     }
 }
@@ -114,6 +129,8 @@ struct State {
     graph: Graph,
     rng: StdRng,
     stats: Stats,
+    /// Entries of `Faults::script` used so far.
+    scripted: usize,
 }
 
 pub struct FaultStreams {
@@ -252,6 +269,7 @@ impl FaultStreams {
             graph,
             rng: StdRng::seed_from_u64(faults.seed),
             stats: Stats::default(),
+            scripted: 0,
         }));
         let shared = state.clone();
         let faults = Arc::new(faults);
@@ -302,35 +320,70 @@ async fn serve(mut socket: TcpStream, state: &Mutex<State>, faults: &Faults) -> 
                 let ms = faults.max_latency.as_millis() as u64;
                 Duration::from_millis(st.rng.random_range(0..=ms))
             };
-            let roll: f64 = st.rng.random();
-            let answer = if roll < faults.throttle {
-                st.stats.throttled += 1;
-                let (s, v) = error("LimitExceededException", "Rate exceeded for shard");
-                Answer::Reply(s, v)
-            } else if roll < faults.throttle + faults.server_error {
-                let code = if st.rng.random::<bool>() {
-                    st.stats.server_errors += 1;
-                    "InternalServerError"
-                } else {
-                    st.stats.unavailable += 1;
-                    "ServiceUnavailable"
-                };
-                let (s, v) = error(code, "injected");
-                Answer::Reply(s, v)
-            } else if roll < faults.throttle + faults.server_error + faults.reset {
-                st.stats.resets += 1;
-                Answer::Reset
-            } else if roll < faults.throttle + faults.server_error + faults.reset + faults.garbage {
-                // The real answer (with its effects on the graph), cut off halfway.
-                let (s, mut v) = handle(&mut st, faults, &target, &body);
-                if s == 200 {
-                    st.stats.garbage += 1;
-                    v.truncate(v.len() / 2);
-                }
-                Answer::Reply(s, v)
+            let scripted = if target.ends_with(".GetRecords") {
+                faults.script.get(st.scripted).copied()
             } else {
-                let (s, v) = handle(&mut st, faults, &target, &body);
-                Answer::Reply(s, v)
+                None
+            };
+            let kind = if let Some(kind) = scripted {
+                st.scripted += 1;
+                Some(kind)
+            } else {
+                let roll: f64 = st.rng.random();
+                let throttle = faults.throttle;
+                let server_error = throttle + faults.server_error;
+                let reset = server_error + faults.reset;
+                let garbage = reset + faults.garbage;
+                if roll < throttle {
+                    Some(Injected::Throttle)
+                } else if roll < server_error {
+                    Some(if st.rng.random::<bool>() {
+                        Injected::ServerError
+                    } else {
+                        Injected::Unavailable
+                    })
+                } else if roll < reset {
+                    Some(Injected::Reset)
+                } else if roll < garbage {
+                    Some(Injected::Garbage)
+                } else {
+                    None
+                }
+            };
+            let answer = match kind {
+                Some(Injected::Throttle) => {
+                    st.stats.throttled += 1;
+                    let (s, v) = error("LimitExceededException", "Rate exceeded for shard");
+                    Answer::Reply(s, v)
+                }
+                Some(k @ (Injected::ServerError | Injected::Unavailable)) => {
+                    let code = if k == Injected::ServerError {
+                        st.stats.server_errors += 1;
+                        "InternalServerError"
+                    } else {
+                        st.stats.unavailable += 1;
+                        "ServiceUnavailable"
+                    };
+                    let (s, v) = error(code, "injected");
+                    Answer::Reply(s, v)
+                }
+                Some(Injected::Reset) => {
+                    st.stats.resets += 1;
+                    Answer::Reset
+                }
+                Some(Injected::Garbage) => {
+                    // The real answer (with its effects on the graph), cut off halfway.
+                    let (s, mut v) = handle(&mut st, faults, &target, &body);
+                    if s == 200 {
+                        st.stats.garbage += 1;
+                        v.truncate(v.len() / 2);
+                    }
+                    Answer::Reply(s, v)
+                }
+                None => {
+                    let (s, v) = handle(&mut st, faults, &target, &body);
+                    Answer::Reply(s, v)
+                }
             };
             (answer, delay)
         };

@@ -9,7 +9,7 @@
 //! `FAULTS_SCALE` (default 1) multiplies the records of every scenario and `FAULTS_SEED` (default
 //! 0) shifts every seed: `scripts/faults` runs the full matrix, larger and over several seeds.
 
-use crate::fault_streams::{FaultStreams, Faults, Graph, Rec};
+use crate::fault_streams::{FaultStreams, Faults, Graph, Injected, Rec};
 use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
 use std::collections::{BTreeMap, HashSet};
@@ -205,6 +205,7 @@ async fn a_split_into_two_children_under_10_percent_throttling_with_a_kill() {
         Faults {
             seed: seed(11),
             throttle: 0.10,
+            script: vec![Injected::Throttle],
             // Pages of a few records: enough calls for the throttling to matter.
             page_bytes: 1_500,
             // One shard per DescribeStream page: the listing must follow LastEvaluatedShardId.
@@ -242,6 +243,12 @@ async fn sixty_four_open_shards_under_5xx_resets_cut_bodies_and_latency_with_a_s
             reset: 0.01,
             garbage: 0.01,
             max_latency: Duration::from_millis(20),
+            script: vec![
+                Injected::ServerError,
+                Injected::Unavailable,
+                Injected::Reset,
+                Injected::Garbage,
+            ],
             ..Faults::default()
         },
     )
@@ -391,6 +398,7 @@ async fn three_workers_share_splitting_shards_under_faults_and_one_is_killed() {
             reset: 0.01,
             garbage: 0.01,
             page_bytes: 3_000,
+            script: vec![Injected::Throttle, Injected::ServerError, Injected::Garbage],
             ..Faults::default()
         },
     )
