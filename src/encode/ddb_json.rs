@@ -84,7 +84,7 @@ thread_local! {
     /// Where items are written before they are copied out at their exact length. A string grown
     /// by doubling held up to twice its length, reallocated two or three times per image, and
     /// the pending-row budget (counted by capacity) then held half as many rows per row group.
-    static SCRATCH: std::cell::RefCell<String> = std::cell::RefCell::new(String::new());
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Encodes an item given as its entries (unique names, any order) as canonical DynamoDB JSON.
