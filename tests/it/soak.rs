@@ -1,11 +1,12 @@
 //! The soak (not part of the suite: `scripts/soak` runs it in release mode): millions of records
 //! over 64 shards from the fault server into a local archive, measuring end-to-end throughput per
 //! CPU-second of the worker, its peak RSS, and change-to-durable latency; then the same backlog
-//! through the Python/boto3/pyarrow baseline (`scripts/baseline_consumer.py`), side by side.
+//! shared by two workers through one lease table; then through the Python/boto3/pyarrow baseline
+//! (`scripts/baseline_consumer.py`), side by side.
 //!
 //! `SOAK_RECORDS` (default 2,000,000), `SOAK_SHARDS` (64), `SOAK_RATE` records/s and
 //! `SOAK_SECONDS` for the latency phase (2,000 and 60), `SOAK_FLUSH_INTERVAL` (10s);
-//! `SOAK_BASELINE=0` skips the Python baseline.
+//! `SOAK_SHARED=0` skips the two-worker phase, `SOAK_BASELINE=0` the Python baseline.
 
 use crate::fault_streams::{FaultStreams, Faults, Graph};
 use crate::support::*;
@@ -52,10 +53,22 @@ fn worker(
     flush_interval: &str,
     port: u16,
 ) -> (Archiver, std::path::PathBuf) {
-    let archive = stack.dir.path().join(format!("archive-{name}"));
+    worker_in(stack, server, name, name, flush_interval, port)
+}
+
+/// A worker of `group`: the workers of one group share its lease table and archive.
+fn worker_in(
+    stack: &Stack,
+    server: &FaultStreams,
+    name: &str,
+    group: &str,
+    flush_interval: &str,
+    port: u16,
+) -> (Archiver, std::path::PathBuf) {
+    let archive = stack.dir.path().join(format!("archive-{group}"));
     let spool = stack.dir.path().join(format!("spool-{name}"));
     let http = format!("127.0.0.1:{port}");
-    let lease_table = format!("leases-{name}");
+    let lease_table = format!("leases-{group}");
     let endpoint = server.endpoint();
     let args = [
         "run",
@@ -149,6 +162,70 @@ async fn soak() {
         bytes as f64 / (1 << 20) as f64
     ));
     drop(server);
+
+    // Phase 1b: the same backlog shared by two workers through one lease table, as two ECS
+    // tasks would share it (SOAK_SHARED=0 skips it).
+    if std::env::var("SOAK_SHARED").as_deref() == Ok("0") {
+        report.push("shared: skipped (SOAK_SHARED=0)".into());
+    } else {
+        let server = FaultStreams::start(make(true), Faults::default()).await;
+        let ports = [free_port(), free_port()];
+        let started = Instant::now();
+        let mut workers: Vec<(Archiver, std::path::PathBuf)> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                worker_in(
+                    &stack,
+                    &server,
+                    &format!("shared-{i}"),
+                    "shared",
+                    "60s",
+                    *port,
+                )
+            })
+            .collect();
+        let pids: Vec<u32> = workers.iter().map(|(a, _)| a.pid()).collect();
+        let total_written = || async {
+            let mut sum = 0.0;
+            for port in ports {
+                sum += written(port).await;
+            }
+            sum
+        };
+        poll(
+            "the backlog archived by two workers",
+            Duration::from_secs(3600),
+            || async { (total_written().await >= records as f64).then_some(()) },
+        )
+        .await;
+        let wall = started.elapsed().as_secs_f64();
+        let usages: Vec<(f64, f64)> = pids.iter().map(|pid| usage(*pid)).collect();
+        let each = [written(ports[0]).await, written(ports[1]).await];
+        for (a, _) in &mut workers {
+            a.stop();
+        }
+        assert_eq!(
+            each[0] + each[1],
+            records as f64,
+            "every record written once between the two workers"
+        );
+        assert!(
+            each[0] > 0.0 && each[1] > 0.0,
+            "both workers took shards: {each:?}"
+        );
+        let cpu: f64 = usages.iter().map(|u| u.0).sum();
+        report.push(format!(
+            "shared: {records} records by two workers with one lease table in {wall:.1} s wall = {:.0} records/s; workers' CPU {cpu:.1} s = {:.0} records per CPU-second; records written {:.0} + {:.0}; peak RSS {:.0} and {:.0} MiB",
+            records as f64 / wall,
+            records as f64 / cpu,
+            each[0],
+            each[1],
+            usages[0].1,
+            usages[1].1
+        ));
+        drop(server);
+    }
 
     // Phase 2: the Python baseline on the same backlog (SOAK_BASELINE=0 skips it).
     if std::env::var("SOAK_BASELINE").as_deref() == Ok("0") {
