@@ -74,10 +74,10 @@ pub const FIRST_GUESS_RECORD_BYTES: usize = 1024;
 const MIN_PAGE_RECORDS: usize = 100;
 
 /// The `Limit` of the next GetRecords call: this shard's share of [`READ_BUDGET_BYTES`] over
-/// what a record is expected to hold (its bytes about three times: the body while it is decoded,
-/// the DynamoDB JSON of the row, which is longer than `SizeBytes`, and string capacity), between [`MIN_PAGE_RECORDS`] and the API's 1,000. Few
-/// shards read full pages; many shards, or big items, read smaller ones. Smaller pages cost
-/// more calls only while a backlog is read.
+/// what a record is expected to hold (its bytes about three times: the body while it is
+/// decoded, and the row's DynamoDB JSON, which is longer than `SizeBytes`), between
+/// [`MIN_PAGE_RECORDS`] and the API's 1,000. Few shards read full pages; many shards, or big
+/// items, read smaller ones. Smaller pages cost more calls only while a backlog is read.
 pub fn page_limit(running: usize, mean_record_bytes: usize) -> i32 {
     let per_page = READ_BUDGET_BYTES / running.max(1) / PAGES_PER_SHARD;
     let per_record = 3 * mean_record_bytes + RECORD_OVERHEAD_BYTES;
