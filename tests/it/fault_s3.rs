@@ -1,5 +1,6 @@
-//! A fault proxy in front of moto's S3 for tests. It reads each HTTP request whole, then by script
-//! or by seeded rate answers `503 SlowDown` without forwarding, closes the connection without
+//! A fault proxy in front of moto's S3 (or DynamoDB Local: see [`Refusal`]) for tests. It reads
+//! each HTTP request whole, then by script or by seeded rate answers `503 SlowDown` (or
+//! DynamoDB's throttling error) without forwarding, closes the connection without
 //! forwarding, or forwards the request to moto and closes the connection before relaying the
 //! answer (the write happened; the client cannot know). Faults apply to the requests a filter
 //! selects (UploadPart, PutObject, ...), so a test can break a multipart upload in its middle.
@@ -33,6 +34,22 @@ pub struct S3Faults {
     pub reset_after: f64,
     /// Which requests faults apply to: (method, path with query).
     pub select: fn(&str, &str) -> bool,
+    /// How a `SlowDown` is answered: the upstream service's own throttling error.
+    pub refusal: Refusal,
+}
+
+/// The throttling answer of the service behind the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// S3: `503 SlowDown`.
+    S3SlowDown,
+    /// DynamoDB: `400 ProvisionedThroughputExceededException`.
+    DynamoThrottle,
+}
+
+/// Every request (DynamoDB's JSON protocol sends every operation as `POST /`).
+pub fn every_request(_method: &str, _path: &str) -> bool {
+    true
 }
 
 #[derive(Debug, Default, Clone)]
@@ -141,11 +158,22 @@ async fn serve(
         };
         match fault {
             S3Fault::SlowDown => {
-                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>fault</RequestId></Error>";
-                let text = format!(
-                    "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
+                let text = match faults.refusal {
+                    Refusal::S3SlowDown => {
+                        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>fault</RequestId></Error>";
+                        format!(
+                            "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                    Refusal::DynamoThrottle => {
+                        let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected"}"#;
+                        format!(
+                            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fault\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                };
                 client.write_all(text.as_bytes()).await.ok()?;
                 continue;
             }

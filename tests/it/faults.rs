@@ -25,16 +25,26 @@ async fn create_table(stack: &Stack) {
 
 /// A worker on the faulty stream (`worker_id` names it in the lease table).
 fn worker(stack: &Stack, server: &FaultStreams, worker_id: &str) -> Archiver {
+    worker_via(stack, server, worker_id, None)
+}
+
+/// A worker whose DynamoDB calls (DescribeTable, the lease table) go to `dynamodb` when given.
+fn worker_via(
+    stack: &Stack,
+    server: &FaultStreams,
+    worker_id: &str,
+    dynamodb: Option<&str>,
+) -> Archiver {
     let archive = stack.dir.path().join("archive");
     let spool = stack.dir.path().join("spool");
     let endpoint = server.endpoint();
     let mut args = run_args("faulty", archive.to_str().unwrap(), spool.to_str().unwrap());
     args.extend(["--worker-id", worker_id]);
-    Archiver::start_env(
-        stack,
-        &args,
-        &[("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", endpoint.as_str())],
-    )
+    let mut env = vec![("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", endpoint.as_str())];
+    if let Some(dynamodb) = dynamodb {
+        env.push(("AWS_ENDPOINT_URL_DYNAMODB", dynamodb));
+    }
+    Archiver::start_env(stack, &args, &env)
 }
 
 /// `FAULTS_SCALE`: how many times the records of each scenario (the full matrix runs more).
@@ -146,10 +156,21 @@ async fn run_with_restart(
     restart: Restart,
     timeout: Duration,
 ) {
+    run_with_restart_via(stack, server, restart, timeout, None).await;
+}
+
+/// [`run_with_restart`] with the workers' DynamoDB calls sent to `dynamodb` when given.
+async fn run_with_restart_via(
+    stack: &Stack,
+    server: &FaultStreams,
+    restart: Restart,
+    timeout: Duration,
+    dynamodb: Option<&str>,
+) {
     create_table(stack).await;
     let archive = stack.dir.path().join("archive");
     let total = expected(&server.with_graph(|g| g.clone())).len();
-    let mut first = worker(stack, server, "first");
+    let mut first = worker_via(stack, server, "first", dynamodb);
     wait_for_rows(&archive, total / 3, timeout).await;
     match restart {
         Restart::Kill => {
@@ -158,7 +179,7 @@ async fn run_with_restart(
         }
         Restart::Term => first.stop(),
     }
-    let mut second = worker(stack, server, "second");
+    let mut second = worker_via(stack, server, "second", dynamodb);
     poll("every readable record archived", timeout, || async {
         let want = expected(&server.with_graph(|g| g.clone())).len();
         (read_archive(&archive).len() >= want).then_some(())
@@ -472,7 +493,7 @@ async fn multipart_rig(
     crate::fault_s3::FaultS3,
     dynamo_archiver::encode::parquet::SpooledFile,
 ) {
-    use crate::fault_s3::{upload_part, FaultS3, S3Faults};
+    use crate::fault_s3::{upload_part, FaultS3, Refusal, S3Faults};
     use dynamo_archiver::sink::s3::PART_SIZE_BYTES;
     let stack = Stack::start_with_s3().await;
     stack.create_bucket("archive").await;
@@ -485,6 +506,7 @@ async fn multipart_rig(
             reset_before: 0.0,
             reset_after: 0.0,
             select: upload_part,
+            refusal: Refusal::S3SlowDown,
         },
     )
     .await;
@@ -563,7 +585,7 @@ async fn s3_slowdowns_and_resets_inside_a_multipart_upload_land_the_file_once() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_writing_to_s3_through_slowdowns_and_resets_archives_exactly_once() {
-    use crate::fault_s3::{object_writes, FaultS3, S3Fault, S3Faults};
+    use crate::fault_s3::{object_writes, FaultS3, Refusal, S3Fault, S3Faults};
     let stack = Stack::start_with_s3().await;
     stack
         .create_table("ledger", "id", Some(StreamViewType::NewAndOldImages))
@@ -579,6 +601,7 @@ async fn a_worker_writing_to_s3_through_slowdowns_and_resets_archives_exactly_on
             reset_before: 0.1,
             reset_after: 0.15,
             select: object_writes,
+            refusal: Refusal::S3SlowDown,
         },
     )
     .await;
@@ -670,5 +693,59 @@ async fn a_crash_in_the_middle_of_a_multipart_upload_then_a_new_writer_lands_the
         one_whole_object(s3, key, &file).await,
         1,
         "only the crashed upload is open"
+    );
+}
+
+/// The lease table misbehaves. Every DynamoDB call of the workers (DescribeTable and the lease
+/// table) goes through a fault proxy in front of DynamoDB Local: 10% are throttled, 2% of
+/// connections close before the call, and 2% close after DynamoDB Local did it, so a lease taken
+/// or a checkpoint written is never heard of. A split under it, and a `kill -9` in the middle:
+/// every record exactly once and in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lease_table_that_throttles_and_drops_answers_with_a_kill() {
+    use crate::fault_s3::{every_request, FaultS3, Refusal, S3Fault, S3Faults};
+    let stack = Stack::start().await;
+    let server = FaultStreams::start(
+        split_graph(),
+        Faults {
+            seed: seed(21),
+            page_bytes: 1_500,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let proxy = FaultS3::start(
+        stack.ddb.port,
+        S3Faults {
+            seed: seed(22),
+            // Each kind once, early (the first calls take leases), then by rate.
+            script: vec![
+                S3Fault::Pass,
+                S3Fault::SlowDown,
+                S3Fault::ResetBefore,
+                S3Fault::Pass,
+                S3Fault::ResetAfter,
+            ],
+            slow_down: 0.10,
+            reset_before: 0.02,
+            reset_after: 0.02,
+            select: every_request,
+            refusal: Refusal::DynamoThrottle,
+        },
+    )
+    .await;
+    let endpoint = proxy.endpoint();
+    run_with_restart_via(
+        &stack,
+        &server,
+        Restart::Kill,
+        deadline(180),
+        Some(&endpoint),
+    )
+    .await;
+    let stats = proxy.stats.lock().unwrap().clone();
+    assert!(
+        stats.slow_downs > 0 && stats.resets_before > 0 && stats.resets_after > 0,
+        "{stats:?}"
     );
 }
