@@ -15,15 +15,16 @@ use tokio_util::sync::CancellationToken;
 /// also serves the C libraries: ZSTD's contexts, aws-lc): glibc's arena locks and fragmentation
 /// cost about a third of the worker's CPU in the soak. Two of mimalloc's defaults are changed, each
 /// measured in the 64-shard soak (docs/PERFORMANCE.md): transparent huge pages are off (the
-/// `no_thp` feature; with them, 200 of 275 MiB resident were 2 MiB pages backing small
+/// `no_thp` feature; with them, 192 of 267 MiB resident were 2 MiB pages backing small
 /// allocations), and freed pages go back to the OS after 10 ms instead of 1 s ([`PURGE_DELAY_MS`]).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `mi_option_purge_delay` in mimalloc 3's `mimalloc.h` (the Rust bindings leave it unnamed).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-/// With mimalloc's 1 s, pages freed in the last second stayed resident: 248 MiB at the soak's
-/// peak against 197 MiB at 10 ms, and 159 MiB at 0 ms (but ~20% more CPU in madvise calls).
+/// With mimalloc's 1 s, pages freed in the last second stayed resident. Peak RSS of the 2M soak,
+/// two runs each: 276 and 306 MiB at 1 s, 231 and 245 MiB at 10 ms, 199 and 209 MiB at 0 ms (but
+/// about 15% fewer records per CPU-second, in madvise calls).
 const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 fn main() {

@@ -304,7 +304,8 @@ pub(crate) mod tests {
     use proptest::prelude::*;
     use serde_json::{json, Value};
 
-    fn names() -> (TableName, StreamArn, ShardId) {
+    /// The table, stream and shard the test pages are read from.
+    pub(crate) fn names() -> (TableName, StreamArn, ShardId) {
         (
             TableName::new("users"),
             StreamArn::new("arn:aws:dynamodb:us-east-1:1:table/users/stream/x"),

@@ -378,7 +378,7 @@ impl Intercept for DecodeRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::stream_json::tests::sdk_rows;
+    use crate::encode::stream_json::tests::{names, sdk_rows};
     use crate::stream::canned::CannedClient;
 
     fn body(keys: &[&str]) -> String {
@@ -399,11 +399,7 @@ mod tests {
     }
 
     async fn read(client: &CannedClient) -> Result<Page, StreamError> {
-        let (table, stream, shard) = (
-            TableName::new("users"),
-            StreamArn::new("arn:aws:dynamodb:us-east-1:1:table/users/stream/x"),
-            ShardId::new("shardId-1"),
-        );
+        let (table, stream, shard) = names();
         let source = RowSource {
             table: &table,
             stream: &stream,
