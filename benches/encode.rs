@@ -142,7 +142,7 @@ fn main() {
                 pending_bytes += row.approx_bytes();
                 pending.push(row);
             }
-            if pending_bytes >= dynamo_archiver::pipeline::shard_task::ROW_GROUP_BYTES {
+            if pending_bytes >= dynamo_archiver::pipeline::budget::ROW_GROUP_BYTES {
                 let t = Instant::now();
                 writer.write(&pending, 0).unwrap();
                 t_parquet += t.elapsed();

@@ -3,7 +3,8 @@
 
 Run by scripts/check-infra (with .local/infra-venv/bin/python, which has cfn-lint). Exit status 0
 when the grants of the worker role and of the backfill role in infra/dynamo-archiver.yaml are
-exactly what the Rust sources call, 1 otherwise, with a report either way.
+exactly what the Rust sources call and the server-side guards are whole, 1 otherwise, with a
+report either way.
 
 How it works
 ------------
@@ -21,7 +22,8 @@ How it works
    `schema`) need no role in the template: they run with the operator's own credentials.
 3. **What the call touches.** TARGETS says which resource a module's calls of a service touch
    (the lease table from src/leases, the archived tables from src/stream and src/backfill, the
-   archive from src/sink, the export from src/export, the delivery stream from src/sink/firehose).
+   archive from src/archive and src/sink, the export from src/export, the delivery stream from
+   src/sink/firehose).
    OPERATIONS maps (service, operation) to IAM actions on a resource *role* (table, stream, bucket,
    objects, key, delivery_stream); together they give (action, resource kind) pairs such as
    (`s3:PutObject`, `archive_objects`).
@@ -39,6 +41,14 @@ How it works
    calls, a wildcard action, `Resource: "*"` (outside STAR_REQUIRED), `NotAction`/`NotResource`,
    an attached managed policy, or a resource the check cannot classify: each is a failure. The
    same wildcard rules are applied to every other identity policy in the template.
+7. **Server-side guards** (GUARDS): the archive bucket's policy denies, to every principal,
+   s3:PutObject without If-None-Match (exempting CreateMultipartUpload and UploadPart with
+   s3:ObjectCreationOperation, as AWS documents) and s3:DeleteObject/s3:DeleteObjectVersion, over
+   every object Athena reads (GUARDED_OBJECTS); ArchiveKey's policy denies kms:ScheduleKeyDeletion,
+   kms:DisableKey and kms:PutKeyPolicy. The last two exempt exactly the BreakGlassRoleArn role
+   when one is given, nobody otherwise. A guard missing, or weakened (fewer actions, a narrower
+   resource or principal, an extra condition, an exemption), fails and is named in the report.
+   scripts/test_check_policy.py proves that it does.
 
 Usage: scripts/check_policy.py [--template infra/dynamo-archiver.yaml] [--src src] [--expand-to PATH]
 """
@@ -121,6 +131,7 @@ TARGETS: list[tuple[str, str, str]] = [
     ("src/stream/", "dynamodbstreams", "source"),  # the archived tables' streams
     ("src/backfill/", "dynamodb", "source"),       # DescribeTable and Scan of --table
     ("src/sink/", "s3", "archive"),                # the archive (or Firehose's overflow prefix)
+    ("src/archive/", "s3", "archive"),             # the same, where the S3 writer now lives
     ("src/sink/firehose.rs", "firehose", "firehose"),
     ("src/export/", "s3", "export"),               # a DynamoDB Export read by import-export
 ]
@@ -812,6 +823,221 @@ def env_problems(tpl: dict, cli_rs: Path, notes: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Server-side guards: the denies that protect the archive from every principal
+# ---------------------------------------------------------------------------------------------
+
+# A sample break-glass role; the guards are checked without one (everyone denied) and with it.
+BREAK_GLASS_SAMPLE = "arn:aws:iam::111122223333:role/archive-break-glass"
+GUARD_SCENARIOS: list[tuple[str, dict[str, str]]] = [
+    (f"{mode}, {'a' if bg else 'no'} break-glass role", {"OutputMode": mode, "BreakGlassRoleArn": bg})
+    for mode in ("parquet", "firehose")
+    for bg in ("", BREAK_GLASS_SAMPLE)
+]
+
+# Objects a guard must cover (canonical ARNs): everything of the archive bucket that Athena or
+# `verify` reads. The Parquet archive, the Firehose overflow objects and the Firehose replicas.
+GUARDED_OBJECTS = [
+    "${ArchiveBucket.Arn}/${ArchivePrefix}/users/dt=2026-11-22/shardId-00000001_1_2.parquet",
+    "${ArchiveBucket.Arn}/firehose-overflow/users/0123.json",
+    "${ArchiveBucket.Arn}/firehose/users/dt=2026-11-22/changes-1.parquet",
+    "${ArchiveBucket.Arn}/firehose-errors/format-conversion-failed/dt=2026-11-22/x",
+]
+# In a key policy, "*" is the key itself.
+THE_KEY = ["*"]
+
+# The condition of the create-only deny, as AWS documents it: deny the object-creating requests
+# (PutObject, CompleteMultipartUpload, CopyObject) that lack If-None-Match. Without the second key
+# the deny would also hit CreateMultipartUpload and UploadPart, which cannot carry the header:
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
+CREATE_ONLY_CONDITION = {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:objectcreationoperation": "true"}}
+
+
+@dataclass(frozen=True)
+class Guard:
+    name: str                 # how failures name it
+    holder: str               # "bucket policy" or "key policy"
+    actions: tuple[str, ...]  # each must be denied
+    covers: tuple[str, ...]   # resources the deny must cover
+    exception: str            # "none": no principal exempt; "break-glass": BreakGlassRoleArn only
+    why: str
+
+
+GUARDS = [
+    Guard(
+        "create-only writes",
+        "bucket policy",
+        ("s3:PutObject",),
+        tuple(GUARDED_OBJECTS),
+        "none",
+        "without it a principal could add a version over an archive key, and readers take the newest",
+    ),
+    Guard(
+        "no object deletes",
+        "bucket policy",
+        ("s3:DeleteObject", "s3:DeleteObjectVersion"),
+        tuple(GUARDED_OBJECTS),
+        "break-glass",
+        "a delete marker hides an object from Athena and `verify` although COMPLIANCE keeps it",
+    ),
+    Guard(
+        "key kept",
+        "key policy",
+        ("kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy"),
+        tuple(THE_KEY),
+        "break-glass",
+        "a deleted or disabled key makes the whole locked archive unreadable",
+    ),
+]
+
+
+def _glob(pattern: str) -> re.Pattern:
+    """An IAM wildcard pattern (`*`, `?`) as a regex over the whole string."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + r"\Z", re.S)
+
+
+def _matches_any(patterns: list, value: str, case_insensitive: bool = False) -> bool:
+    fold = str.lower if case_insensitive else (lambda s: s)
+    return any(isinstance(p, (str, dict)) and _glob(fold(_bucket_arn(canonical(p)))).match(fold(value)) for p in patterns)
+
+
+def _bucket_arn(text: str) -> str:
+    """The archive bucket's ARN written out from its name counts as ${ArchiveBucket.Arn}."""
+    return re.sub(r"^arn:(?:\$\{AWS::Partition\}|aws):s3:::\$\{ArchiveBucket\}", "${ArchiveBucket.Arn}", text)
+
+
+def _norm_condition(cond) -> dict:
+    """Condition block with keys lower-cased (IAM compares condition keys case-insensitively) and
+    single values unwrapped: {"Null": {"s3:if-none-match": "true"}}."""
+    out: dict = {}
+    for op, kv in (cond or {}).items():
+        if not isinstance(kv, dict):
+            out[op] = kv
+            continue
+        vals = {}
+        for k, v in kv.items():
+            v = v[0] if isinstance(v, list) and len(v) == 1 else v
+            vals[str(k).lower()] = str(v).lower() if isinstance(v, bool) else (canonical(v) if isinstance(v, dict) else v)
+        out[op] = vals
+    return out
+
+
+def _is_everyone(principal) -> bool:
+    if principal == "*":
+        return True
+    if isinstance(principal, dict) and set(principal) == {"AWS"}:
+        return as_list(principal["AWS"]) == ["*"]
+    return False
+
+
+def statement_defects(stmt: dict, guard: Guard, action: str, params: dict[str, str]) -> list[str]:
+    """Why `stmt` is not (or not wholly) the guard's deny of `action`; empty when it is."""
+    out = []
+    for bad in ("NotPrincipal", "NotAction", "NotResource"):
+        if bad in stmt:
+            out.append(f"uses {bad}")
+    if not _is_everyone(stmt.get("Principal")):
+        out.append(f"Principal is {stmt.get('Principal')!r}, not \"*\" (every principal)")
+    resources = as_list(stmt.get("Resource", []))
+    uncovered = [obj for obj in guard.covers if not _matches_any(resources, obj)]
+    if uncovered:
+        out.append(f"Resource {[canonical(x) for x in resources]} does not cover {', '.join(uncovered)}")
+    cond = _norm_condition(stmt.get("Condition"))
+    if guard.exception == "none":
+        if cond != CREATE_ONLY_CONDITION:
+            if "s3:objectcreationoperation" not in cond.get("Bool", {}):
+                out.append(
+                    "its condition lacks Bool s3:ObjectCreationOperation \"true\": it would also deny "
+                    "CreateMultipartUpload and UploadPart, which cannot carry If-None-Match, so the "
+                    "archiver's multipart uploads would fail"
+                )
+            out.append(f"its condition is {cond}, not exactly {CREATE_ONLY_CONDITION} (anything else narrows it)")
+    else:
+        role = params.get("BreakGlassRoleArn", "")
+
+        def value(v):
+            return role if v == "${BreakGlassRoleArn}" else v
+
+        exempts = [
+            (op, kv) for op, kv in cond.items()
+            if op in ("ArnNotEquals", "StringNotEquals") and isinstance(kv, dict) and set(kv) == {"aws:principalarn"}
+        ]
+        only_the_role = len(cond) == 1 and len(exempts) == 1 and value(exempts[0][1]["aws:principalarn"]) == role
+        if role and not only_the_role:
+            out.append(
+                f"its condition is {cond}; with BreakGlassRoleArn={role} it must be exactly "
+                "ArnNotEquals {aws:PrincipalArn: BreakGlassRoleArn} (only that role exempt)"
+            )
+        if not role and cond and not only_the_role:
+            out.append(f"its condition is {cond}; with BreakGlassRoleArn empty the deny must hold for every principal")
+    return out
+
+
+def guard_statements(tpl: dict, r: Resolver, holder: str, errors: list[str]) -> tuple[str, list[dict]]:
+    res = tpl.get("Resources", {})
+    if holder == "key policy":
+        key = res.get("ArchiveKey")
+        if key is None or key.get("Type") != "AWS::KMS::Key" or not r.exists(key):
+            errors.append("ArchiveKey (AWS::KMS::Key) is missing")
+            return "ArchiveKey's key policy", []
+        props = r.resolve(key.get("Properties", {}))
+        if props.get("BypassPolicyLockoutSafetyCheck") not in (True, "true", "True"):
+            errors.append(
+                "guard 'key kept': ArchiveKey's policy denies kms:PutKeyPolicy to the principal that "
+                "deploys the stack, so it needs BypassPolicyLockoutSafetyCheck: true or KMS refuses it"
+            )
+        return "ArchiveKey's key policy", as_list(props.get("KeyPolicy", {}).get("Statement", []))
+    stmts, where = [], []
+    for lid, x in res.items():
+        if x.get("Type") == "AWS::S3::BucketPolicy" and x.get("Properties", {}).get("Bucket") == {"Ref": "ArchiveBucket"}:
+            if x.get("Condition"):
+                errors.append(f"{lid}: the archive bucket's policy has a Condition ({x['Condition']}): the guards must always exist")
+            if r.exists(x):
+                where.append(lid)
+                stmts.extend(as_list(r.resolve(x.get("Properties", {})).get("PolicyDocument", {}).get("Statement", [])))
+    return "/".join(where) or "no AWS::S3::BucketPolicy of ArchiveBucket", stmts
+
+
+def guard_problems(tpl: dict) -> list[str]:
+    """Each guard's deny exists, whole, in every scenario; a failure names the guard."""
+    general: list[str] = []
+    found: dict[str, list[str]] = {}  # problem -> the scenarios it shows in
+    for scenario, params in GUARD_SCENARIOS:
+        r = Resolver(tpl, params)
+        for guard in GUARDS:
+            where, stmts = guard_statements(tpl, r, guard.holder, general)
+            for action in guard.actions:
+                denying = [
+                    s for s in stmts
+                    if s.get("Effect") == "Deny" and _matches_any(as_list(s.get("Action", [])), action, case_insensitive=True)
+                ]
+                defects = {s.get("Sid", f"#{i}"): statement_defects(s, guard, action, params) for i, s in enumerate(denying)}
+                if any(not d for d in defects.values()):
+                    continue
+                # Reported once per action, with what each statement naming the action lacks. One
+                # that covers it only by a wildcard (DenyInsecureTransport: s3:* over plain HTTP) is
+                # a different deny, and only mentioned.
+                named = {
+                    s.get("Sid", f"#{i}"): d for (i, s), d in zip(enumerate(denying), defects.values())
+                    if action.lower() in (str(a).lower() for a in as_list(s.get("Action", [])))
+                }
+                seen = " ".join(f"{sid}: {'; '.join(d)}." for sid, d in named.items())
+                if not named:
+                    wild = [sid for sid in defects if sid not in named]
+                    seen = f"no Deny statement names {action}" + (
+                        f" ({', '.join(wild)} cover{'s' if len(wild) == 1 else ''} it by a wildcard, with other conditions)" if wild else ""
+                    )
+                problem = (
+                    f"guard '{guard.name}' is missing or weakened: no statement of {where} denies "
+                    f"{action} as it must ({guard.why}). {seen}"
+                )
+                found.setdefault(problem, []).append(scenario)
+    scenarios_all = len(GUARD_SCENARIOS)
+    return list(dict.fromkeys(general)) + [
+        f"[{'all scenarios' if len(sc) == scenarios_all else '; '.join(sc)}] {p}" for p, sc in found.items()
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
 
@@ -840,6 +1066,7 @@ def main() -> int:
 
     notes: list[str] = []
     errors.extend(glue_problems(tpl))
+    errors.extend(guard_problems(tpl))
     errors.extend(env_problems(tpl, Path(args.src) / "config" / "cli.rs", notes))
 
     print("AWS operations called by the binary, by task role (from src/, module reachability):")
@@ -880,7 +1107,10 @@ def main() -> int:
                 errors.append(f"[{name}] {role}: {a} on {k} is called ({where}) but not granted")
             for a, k in extra:
                 errors.append(f"[{name}] {role}: {a} on {k} is granted ({', '.join(sorted(have[(a, k)]))}) but nothing calls it")
-    print(f"\nAlso checked: Glue columns against {ARCHIVE_SCHEMA.name} and {FIREHOSE_SCHEMA.name}, task environment against src/config/cli.rs.")
+    print(f"\nAlso checked: Glue columns against {ARCHIVE_SCHEMA.name} and {FIREHOSE_SCHEMA.name}, task environment against src/config/cli.rs,")
+    print(f"and the server-side guards ({len(GUARD_SCENARIOS)} scenarios, without and with a break-glass role):")
+    for g in GUARDS:
+        print(f"  {g.name + ':':<20} Deny of {', '.join(g.actions)} in the {g.holder}")
     for n in sorted(set(notes)):
         print(f"  note: {n}")
     return report_and_exit(errors)
@@ -894,7 +1124,7 @@ def report_and_exit(errors: list[str]) -> int:
         for e in errors:
             print(f"  - {e}")
         return 1
-    print("check_policy: OK: every operation called is granted, and nothing else is.")
+    print("check_policy: OK: every operation called is granted, nothing else is, and the server-side guards are whole.")
     return 0
 
 

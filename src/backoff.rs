@@ -4,6 +4,7 @@
 //! See <https://aws.amazon.com/builders-library/timeouts-retries-and-backoff-with-jitter/>.
 
 use rand::Rng;
+use std::future::Future;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -45,6 +46,35 @@ impl Backoff {
     }
 }
 
+/// Runs `op` until it succeeds, fails with an error `retryable` rejects, or has been tried
+/// `max_attempts` times; between attempts it waits as `backoff` says. `on_retry` sees each error
+/// that will be retried and the wait before the next attempt (to count and log it). The archiver's
+/// own loops on top of the SDK's retries all go through here.
+pub async fn retry<T, E, Fut>(
+    mut backoff: Backoff,
+    max_attempts: Option<u32>,
+    mut op: impl FnMut() -> Fut,
+    retryable: impl Fn(&E) -> bool,
+    mut on_retry: impl FnMut(&E, Duration),
+) -> Result<T, E>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    loop {
+        match op().await {
+            Err(e)
+                if retryable(&e)
+                    && max_attempts.is_none_or(|max| backoff.attempts() + 1 < max) =>
+            {
+                let delay = backoff.next_delay();
+                on_retry(&e, delay);
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +93,43 @@ mod tests {
         assert_eq!(*ceilings.last().unwrap(), 5000);
         b.reset();
         assert_eq!(b.ceiling(), Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn retry_stops_at_success_at_a_final_error_or_at_the_attempt_limit() {
+        let quick = || Backoff::new(Duration::from_millis(1), Duration::from_millis(2));
+        let mut calls = 0;
+        let mut retried = 0;
+        let r: Result<u32, &str> = retry(
+            quick(),
+            None,
+            || {
+                calls += 1;
+                let n = calls;
+                async move { if n < 3 { Err("busy") } else { Ok(n) } }
+            },
+            |e| *e == "busy",
+            |_, _| retried += 1,
+        )
+        .await;
+        assert_eq!((r, retried), (Ok(3), 2));
+
+        let r: Result<u32, &str> =
+            retry(quick(), None, || async { Err("denied") }, |e| *e == "busy", |_, _| {}).await;
+        assert_eq!(r, Err("denied"), "a final error is returned at once");
+
+        let mut calls = 0;
+        let r: Result<u32, &str> = retry(
+            quick(),
+            Some(4),
+            || {
+                calls += 1;
+                async { Err("busy") }
+            },
+            |_| true,
+            |_, _| {},
+        )
+        .await;
+        assert_eq!((r, calls), (Err("busy"), 4));
     }
 }

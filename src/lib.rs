@@ -11,8 +11,10 @@
 //! - [`stream`]: typed DynamoDB Streams calls and the per-shard reader task.
 //! - [`encode`]: canonical DynamoDB JSON, the schema v1 row (from an SDK record, or straight from a
 //!   GetRecords body), Parquet files, JSON lines, Athena/DuckDB SQL.
-//! - [`sink`]: where files go (S3 or a local directory), create-only, under deterministic names;
-//!   and the Firehose output (lines packed into records, PutRecordBatch until acknowledged).
+//! - [`archive`]: the archive's storage (S3 or a local directory, create-only) and its
+//!   [`archive::layout`], the one place where keys are built and parsed.
+//! - [`sink`]: the Firehose output (lines packed into records, PutRecordBatch until
+//!   acknowledged).
 //! - [`leases`]: the lease table, holding each shard's owner and checkpoint.
 //! - [`pipeline`]: the worker that owns the shard map and one task per shard.
 //! - [`backfill`]: a table's existing items by parallel Scan, resumable, as SNAPSHOT rows.
@@ -29,6 +31,7 @@
 //! The data flow, end to end, is told in `docs/ARCHITECTURE.md`; the archive's layout and schema
 //! in `docs/ARCHIVE.md`.
 
+pub mod archive;
 pub mod audit;
 pub mod aws;
 pub mod backfill;

@@ -1,34 +1,20 @@
 //! What one archive file says about itself: its name, its footer, its rows, and its hash.
 
+use crate::archive::layout::{self, ArchiveKey};
 use crate::encode::parquet::meta;
 use crate::encode::parquet::{event_time_column, string_column};
-use crate::sink::naming::{self, FileName};
 use crate::types::SequenceNumber;
 use arrow_array::Array;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// What kind of file a key names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    Stream(FileName),
-    Snapshot {
-        scan: String,
-        segment: u32,
-        number: u32,
-    },
-    Export,
-    /// A `.parquet` file under a `dt=` folder that the archiver does not write.
-    Foreign,
-}
-
 /// The facts of one file, as read back from the archive.
 #[derive(Debug, Clone)]
 pub struct FileFacts {
     pub key: String,
     pub dt: Option<String>,
-    pub kind: Kind,
+    pub kind: ArchiveKey,
     pub sha256: [u8; 32],
     /// The hash recorded when it was written (S3 metadata), if any.
     pub recorded_sha256: Option<[u8; 32]>,
@@ -53,24 +39,6 @@ pub struct RowFacts {
     pub event_ids: Vec<u128>,
 }
 
-pub fn kind_of(key: &str) -> Kind {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    if name.starts_with("snapshot-") {
-        return crate::backfill::plan::parse_snapshot_key(key).map_or(
-            Kind::Foreign,
-            |(scan, segment, number)| Kind::Snapshot {
-                scan,
-                segment,
-                number,
-            },
-        );
-    }
-    if name.starts_with("export-") {
-        return Kind::Export;
-    }
-    naming::parse_file_name(key).map_or(Kind::Foreign, Kind::Stream)
-}
-
 fn event_id_digest(id: &str) -> u128 {
     let d = Sha256::digest(id.as_bytes());
     u128::from_be_bytes(d[..16].try_into().expect("16 bytes"))
@@ -79,8 +47,8 @@ fn event_id_digest(id: &str) -> u128 {
 /// Reads a stored file's bytes into its facts.
 pub fn read_facts(key: &str, bytes: bytes::Bytes, recorded_sha256: Option<[u8; 32]>) -> FileFacts {
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-    let dt = naming::dt_of_key(key).map(str::to_owned);
-    let kind = kind_of(key);
+    let dt = layout::dt_of_key(key).map(str::to_owned);
+    let kind = layout::parse_key(key);
     let mut metadata = BTreeMap::new();
     let rows = (|| {
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
@@ -95,7 +63,7 @@ pub fn read_facts(key: &str, bytes: bytes::Bytes, recorded_sha256: Option<[u8; 3
             .build()
             .map_err(|e| format!("not a readable Parquet file: {e}"))?;
         let named_shard = match &kind {
-            Kind::Stream(FileName::Records { shard, .. }) => Some(shard.as_str().to_owned()),
+            ArchiveKey::Stream { shard, .. } => Some(shard.as_str().to_owned()),
             _ => None,
         };
         let mut facts = RowFacts {
@@ -118,7 +86,7 @@ pub fn read_facts(key: &str, bytes: bytes::Bytes, recorded_sha256: Option<[u8; 3
                     }
                 }
                 if let Some(dt) = &dt {
-                    if !times.is_null(i) && naming::dt_of_millis(times.value(i)) != *dt {
+                    if !times.is_null(i) && layout::dt_of_millis(times.value(i)) != *dt {
                         facts.outside_dt += 1;
                     }
                 }

@@ -1,17 +1,18 @@
 //! The checks of `verify`, as a pure function of the files' facts (see `facts`): what the archive
 //! proves about itself, and where it does not hold.
 //!
-//! Per file: readable; row count as its footer says; a stream file's rows are its shard's, in
-//! rising sequence order, from the first to the last sequence number its name states, on the day
-//! of its `dt` folder; the bytes hash to what S3 recorded at write time.
+//! Per file: readable; written for this archive layout; row count as its footer says; a stream
+//! file's rows are its shard's, in rising sequence order, from the first sequence number its name
+//! states to the last its footer states, on the day of its `dt` folder; the bytes hash to what S3
+//! recorded at write time.
 //! Per shard: the files form one hash chain (each names the SHA-256 of the one before) from a
 //! `start_position` to the newest file or the end marker, with sequence ranges that follow on
 //! without overlap. Lineage: a child's parent is in the archive and was read to its end (or the
 //! archive began after it). Per table: no event id twice. Recorded trims are known gaps.
 
-use super::facts::{FileFacts, Kind};
+use super::facts::FileFacts;
+use crate::archive::layout::{dt_of_key, ArchiveKey, LAYOUT_VERSION};
 use crate::encode::parquet::meta;
-use crate::sink::naming::FileName;
 use crate::types::SequenceNumber;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -116,29 +117,40 @@ pub fn verify_table(table: &str, files: &[FileFacts], since: Option<&str>) -> Re
                 message: format!("records trimmed from the stream before they were read, after sequence number {gap}"),
             });
         }
+        if f.meta(meta::TABLE).is_some() && f.meta(meta::LAYOUT_VERSION) != Some(LAYOUT_VERSION) {
+            r.problem(
+                &f.key,
+                "layout",
+                format!(
+                    "written for archive layout {} (dynamo-archiver {}), which this version does not read; verify it with that version, or archive again into a new location",
+                    f.meta(meta::LAYOUT_VERSION).unwrap_or("1"),
+                    f.meta(meta::ARCHIVER_VERSION).unwrap_or("0.1")
+                ),
+            );
+            continue;
+        }
         match &f.kind {
-            Kind::Stream(FileName::Records { shard, first, last }) => {
-                let same = |key: &str, want: &SequenceNumber| {
-                    f.meta(key)
-                        .and_then(|v| SequenceNumber::parse(v).ok())
-                        .as_ref()
-                        == Some(want)
+            ArchiveKey::Stream { shard, first } => {
+                let stated = |key: &str| f.meta(key).and_then(|v| SequenceNumber::parse(v).ok());
+                let Some(last) = stated(meta::LAST_SEQUENCE) else {
+                    r.problem(&f.key, "name", "no valid last_sequence_number in its metadata");
+                    continue;
                 };
-                if !same(meta::FIRST_SEQUENCE, first) || !same(meta::LAST_SEQUENCE, last) {
+                if stated(meta::FIRST_SEQUENCE).as_ref() != Some(first) {
                     r.problem(
                         &f.key,
                         "name",
-                        "its metadata's sequence range differs from its name's",
+                        "its metadata's first sequence number differs from its name's",
                     );
                 }
                 if rows.first_sequence.as_ref() != Some(first)
-                    || rows.last_sequence.as_ref() != Some(last)
+                    || rows.last_sequence.as_ref() != Some(&last)
                 {
                     r.problem(
                         &f.key,
                         "name",
                         format!(
-                            "its rows run from {:?} to {:?}, not the range its name states",
+                            "its rows run from {:?} to {:?}, not from the first sequence number its name states to the last its metadata states",
                             rows.first_sequence.as_ref().map(|s| s.as_str()),
                             rows.last_sequence.as_ref().map(|s| s.as_str())
                         ),
@@ -164,9 +176,9 @@ pub fn verify_table(table: &str, files: &[FileFacts], since: Option<&str>) -> Re
                     .entry(shard.as_str().to_owned())
                     .or_default()
                     .records
-                    .push((f, first.clone(), last.clone()));
+                    .push((f, first.clone(), last));
             }
-            Kind::Stream(FileName::End { shard }) => {
+            ArchiveKey::End { shard } => {
                 if rows.count != 0 || f.meta(meta::SHARD_END) != Some("true") {
                     r.problem(
                         &f.key,
@@ -174,13 +186,12 @@ pub fn verify_table(table: &str, files: &[FileFacts], since: Option<&str>) -> Re
                         "an end marker must be empty and say shard_end=true",
                     );
                 }
-                let s = shards.entry(shard.as_str().to_owned()).or_default();
-                if s.end.is_some() {
-                    r.problem(&f.key, "end marker", "a second end marker for the shard");
+                if f.meta(meta::SHARD_ID) != Some(shard.as_str()) {
+                    r.problem(&f.key, "shard", "its metadata names another shard");
                 }
-                s.end = Some(f);
+                shards.entry(shard.as_str().to_owned()).or_default().end = Some(f);
             }
-            Kind::Snapshot {
+            ArchiveKey::Snapshot {
                 scan,
                 segment,
                 number,
@@ -190,8 +201,8 @@ pub fn verify_table(table: &str, files: &[FileFacts], since: Option<&str>) -> Re
                     .or_default()
                     .insert(*number, f);
             }
-            Kind::Export => {}
-            Kind::Foreign => r.problem(
+            ArchiveKey::Export => {}
+            ArchiveKey::Foreign => r.problem(
                 &f.key,
                 "name",
                 "not a file dynamo-archiver writes (moved, renamed or foreign)",
@@ -270,7 +281,10 @@ fn link(r: &mut Report, f: &FileFacts, previous: Option<&FileFacts>, since: Opti
         (None, None) if f.meta(meta::START_POSITION).is_some() || f.meta(meta::SHARD_END).is_some() => {}
         (None, None) => r.problem(&f.key, "chain", "names neither a previous file nor a start position"),
         (None, Some(_)) => {
-            let cut_by_since = since.is_some_and(|s| f.dt.as_deref().is_some_and(|dt| dt >= s));
+            // Left out by `--since`: the named predecessor lies in a `dt` folder before it.
+            let cut_by_since = since.is_some_and(|s| {
+                named_file.and_then(dt_of_key).is_some_and(|dt| dt < s)
+            });
             if !cut_by_since {
                 r.problem(&f.key, "chain", format!("names previous file {}, which is not in the archive: a file is missing", named_file.unwrap_or("(unnamed)")));
             }
@@ -368,7 +382,8 @@ pub fn render_text(reports: &[Report]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::facts::{kind_of, RowFacts};
+    use crate::archive::layout::parse_key;
+    use crate::audit::facts::RowFacts;
 
     const STREAM: &str = "arn:aws:dynamodb:r:1:table/t/stream/L";
 
@@ -380,7 +395,7 @@ mod tests {
         prev: Option<&FileFacts>,
         parent: &str,
     ) -> FileFacts {
-        let key = format!("t/dt=2026-11-22/{shard}_{first:021}_{last:021}.parquet");
+        let key = format!("t/dt=2026-11-22/{shard}_{first:021}.parquet");
         let mut metadata: BTreeMap<String, String> = [
             (meta::TABLE, "t".to_owned()),
             (meta::STREAM_ARN, STREAM.to_owned()),
@@ -389,6 +404,7 @@ mod tests {
             (meta::RECORD_COUNT, "2".to_owned()),
             (meta::FIRST_SEQUENCE, format!("{first:021}")),
             (meta::LAST_SEQUENCE, format!("{last:021}")),
+            (meta::LAYOUT_VERSION, LAYOUT_VERSION.to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -396,7 +412,7 @@ mod tests {
         chain(&mut metadata, prev);
         let seq = |n: u64| SequenceNumber::parse(&n.to_string()).unwrap();
         FileFacts {
-            kind: kind_of(&key),
+            kind: parse_key(&key),
             dt: Some("2026-11-22".into()),
             sha256: sha2::Digest::finalize(sha2::Digest::chain_update(
                 <sha2::Sha256 as sha2::Digest>::new(),
@@ -430,14 +446,15 @@ mod tests {
     }
 
     fn end(shard: &str, prev: &FileFacts) -> FileFacts {
-        let key = format!("t/dt=2026-11-22/{shard}_end.parquet");
+        let key = format!("t/_ends/{shard}.parquet");
         let mut f = file(shard, 0, 0, None, "");
         f.metadata.remove(meta::START_POSITION);
         chain(&mut f.metadata, Some(prev));
         f.metadata.insert(meta::SHARD_END.into(), "true".into());
         f.metadata.insert(meta::RECORD_COUNT.into(), "0".into());
-        f.kind = kind_of(&key);
+        f.kind = parse_key(&key);
         f.key = key;
+        f.dt = None;
         f.rows = Ok(RowFacts {
             ordered: true,
             ..RowFacts::default()
@@ -523,12 +540,30 @@ mod tests {
         twin.rows.as_mut().unwrap().event_ids = a1.rows.as_ref().unwrap().event_ids.clone();
         assert!(failures(&[a1.clone(), twin]).contains(&(name(&a2), "duplicates")));
 
-        // --since: a chain may begin inside the window.
-        assert!(
-            verify_table("t", &[a2.clone(), a3.clone()], Some("2026-11-22"))
-                .problems
-                .is_empty()
-        );
-        assert!(!verify_table("t", &[a2, a3], None).problems.is_empty());
+        // --since: a chain may begin inside the window, when its predecessor lies before it.
+        let mut early = file(A, 10, 20, None, "");
+        early.key = early.key.replace("dt=2026-11-22", "dt=2026-11-21");
+        let late = file(A, 30, 40, Some(&early), "");
+        assert!(verify_table("t", std::slice::from_ref(&late), Some("2026-11-22"))
+            .problems
+            .is_empty());
+        assert!(!verify_table("t", &[late], None).problems.is_empty());
+        // A predecessor inside the window is missing, not cut.
+        assert!(!verify_table("t", &[a2, a3], Some("2026-11-22"))
+            .problems
+            .is_empty());
+    }
+
+    #[test]
+    fn a_layout_1_file_is_named_not_misread() {
+        // Layout 1 named files `<shard>_<first>_<last>.parquet` and wrote no layout_version.
+        let mut old = file(A, 10, 20, None, "");
+        old.metadata.remove(meta::LAYOUT_VERSION);
+        old.key = format!("t/dt=2026-11-22/{A}_{:021}_{:021}.parquet", 10, 20);
+        old.kind = parse_key(&old.key);
+        let r = verify_table("t", &[old], None);
+        assert_eq!(r.problems.len(), 1, "{r:?}");
+        assert_eq!(r.problems[0].check, "layout");
+        assert!(r.problems[0].message.contains("layout 1"), "{r:?}");
     }
 }

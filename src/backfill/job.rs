@@ -8,7 +8,7 @@ use super::scan::{self, TableInfo};
 use super::segment::{self, JobCtx, SegmentOutcome};
 use super::BackfillError;
 use crate::config::cli::ProgressMode;
-use crate::sink::ArchiveSink;
+use crate::archive::{layout, ArchiveSink};
 use crate::types::TableName;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -93,14 +93,14 @@ pub async fn backfill_table(
     let info = scan::describe(client, table).await?;
     warn_about_the_stream(&info);
     let sink = &settings.sink;
-    let markers = sink.list(&plan::markers_prefix(table)).await?;
+    let markers = sink.list(&layout::backfill_dir(table)).await?;
     let started = match plan::choose_scan(&markers, settings.new_scan) {
         ScanChoice::Finished(id) => {
-            let marker: FinishedMarker = sink.read_json(&plan::finished_key(table, &id)).await?;
+            let marker: FinishedMarker = sink.read_json(&layout::backfill_finished_key(table, &id)).await?;
             return Ok(Outcome::AlreadyFinished(marker));
         }
         ScanChoice::Resume(id) => {
-            let marker: StartedMarker = sink.read_json(&plan::started_key(table, &id)).await?;
+            let marker: StartedMarker = sink.read_json(&layout::backfill_started_key(table, &id)).await?;
             if let Some(given) = settings.segments.filter(|n| *n != marker.segments) {
                 return Err(BackfillError::SegmentsMismatch {
                     table: table.clone(),
@@ -116,7 +116,7 @@ pub async fn backfill_table(
     };
     let scan_id = started.scan_id.clone();
     let dt = plan::scan_dt(&scan_id).ok_or_else(|| BackfillError::State {
-        location: plan::started_key(table, &scan_id),
+        location: layout::backfill_started_key(table, &scan_id),
         message: "the scan id does not start with a date".into(),
     })?;
     let states = segment_states(sink, table, &dt, &scan_id, started.segments).await?;
@@ -183,7 +183,7 @@ pub async fn backfill_table(
                 finished_at: crate::clock::now_rfc3339(),
                 archiver_version: env!("CARGO_PKG_VERSION").to_owned(),
             };
-            let key = plan::finished_key(table, &scan_id);
+            let key = layout::backfill_finished_key(table, &scan_id);
             let body = serde_json::to_vec_pretty(&marker).expect("a marker serialises");
             sink.publish_bytes(&key, &body, &settings.spool_dir).await?;
             Ok(Outcome::Finished { marker, run })
@@ -217,19 +217,19 @@ async fn start_scan(settings: &Settings, info: &TableInfo) -> Result<StartedMark
         table_size_bytes: info.size_bytes,
         archiver_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let key = plan::started_key(&info.name, &scan_id);
+    let key = layout::backfill_started_key(&info.name, &scan_id);
     let body = serde_json::to_vec_pretty(&marker).expect("a marker serialises");
     match settings
         .sink
         .publish_bytes(&key, &body, &settings.spool_dir)
         .await?
     {
-        crate::sink::Published::Created => {
+        crate::archive::Published::Created => {
             tracing::info!(table = %info.name, scan_id = %scan_id, segments = marker.segments, "starting a backfill");
             Ok(marker)
         }
         // Another run started a scan in the same second: join it.
-        crate::sink::Published::AlreadyExisted { .. } => Ok(settings.sink.read_json(&key).await?),
+        crate::archive::Published::AlreadyExisted { .. } => Ok(settings.sink.read_json(&key).await?),
     }
 }
 
@@ -241,7 +241,7 @@ async fn segment_states(
     scan_id: &str,
     segments: u32,
 ) -> Result<Vec<(SegmentState, Option<[u8; 32]>)>, BackfillError> {
-    let keys = sink.list(&plan::files_prefix(table, dt, scan_id)).await?;
+    let keys = sink.list(&layout::snapshot_files_prefix(table, dt, scan_id)).await?;
     let latest = plan::latest_files(&keys, scan_id);
     let mut out = vec![(SegmentState::FRESH, None); segments as usize];
     let mut reads = tokio::task::JoinSet::new();

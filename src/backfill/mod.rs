@@ -28,7 +28,7 @@ pub enum BackfillError {
     #[error(transparent)]
     Scan(#[from] scan::ScanError),
     #[error(transparent)]
-    Sink(#[from] crate::sink::SinkError),
+    Sink(#[from] crate::archive::SinkError),
     #[error(transparent)]
     Write(#[from] crate::encode::parquet::WriteError),
     #[error("table `{table}`: {message}")]
@@ -47,7 +47,7 @@ pub enum BackfillError {
 impl BackfillError {
     /// A problem the operator must fix in the command or its permissions (exit status 2).
     pub fn is_config(&self) -> bool {
-        use crate::sink::SinkError as S;
+        use crate::archive::SinkError as S;
         match self {
             Self::SegmentsMismatch { .. } => true,
             Self::Scan(e) => matches!(

@@ -9,6 +9,7 @@
 //!
 //! `_backfill` starts with an underscore, which Athena, Trino and Spark treat as hidden.
 
+use crate::archive::layout::{self, ArchiveKey};
 use crate::encode::parquet::meta;
 use crate::types::TableName;
 use sha2::{Digest, Sha256};
@@ -56,41 +57,16 @@ pub fn scan_dt(scan_id: &str) -> Option<String> {
     Some(format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..8]))
 }
 
-pub fn markers_prefix(table: &TableName) -> String {
-    format!("{table}/_backfill/")
-}
-
-pub fn started_key(table: &TableName, scan_id: &str) -> String {
-    format!("{table}/_backfill/{scan_id}.started.json")
-}
-
-pub fn finished_key(table: &TableName, scan_id: &str) -> String {
-    format!("{table}/_backfill/{scan_id}.finished.json")
-}
-
-/// Prefix of every file of one scan (all in the scan's `dt` folder).
-pub fn files_prefix(table: &TableName, dt: &str, scan_id: &str) -> String {
-    format!("{table}/dt={dt}/snapshot-{scan_id}-")
-}
-
-pub fn file_key(table: &TableName, dt: &str, scan_id: &str, segment: u32, file: u32) -> String {
-    format!("{table}/dt={dt}/snapshot-{scan_id}-{segment:06}-{file:06}.parquet")
-}
-
 /// `(segment, file number)` of a snapshot file of `scan_id`.
 pub fn parse_file_key(key: &str, scan_id: &str) -> Option<(u32, u32)> {
-    parse_snapshot_key(key)
-        .filter(|(scan, _, _)| scan == scan_id)
-        .map(|(_, segment, file)| (segment, file))
-}
-
-/// `(scan id, segment, file number)` of any snapshot file's key.
-pub fn parse_snapshot_key(key: &str) -> Option<(String, u32, u32)> {
-    let name = key.rsplit('/').next()?;
-    let rest = name.strip_prefix("snapshot-")?.strip_suffix(".parquet")?;
-    let mut parts = rest.rsplitn(3, '-');
-    let (file, segment, scan) = (parts.next()?, parts.next()?, parts.next()?);
-    Some((scan.to_owned(), segment.parse().ok()?, file.parse().ok()?))
+    match layout::parse_key(key) {
+        ArchiveKey::Snapshot {
+            scan,
+            segment,
+            number,
+        } if scan == scan_id => Some((segment, number)),
+        _ => None,
+    }
 }
 
 /// The newest file (highest number) of each segment among `keys`.
@@ -226,15 +202,15 @@ mod tests {
     #[test]
     fn file_keys_parse_back_and_never_look_like_stream_files() {
         let t = TableName::new("users");
-        let key = file_key(&t, "2026-11-22", "20261122T101500Z", 3, 12);
+        let key = layout::snapshot_file_key(&t, "2026-11-22", "20261122T101500Z", 3, 12);
         assert_eq!(
             key,
             "users/dt=2026-11-22/snapshot-20261122T101500Z-000003-000012.parquet"
         );
         assert_eq!(parse_file_key(&key, "20261122T101500Z"), Some((3, 12)));
         assert_eq!(parse_file_key(&key, "20261122T101501Z"), None);
-        assert_eq!(crate::sink::naming::parse_file_name(&key), None);
-        assert!(key.starts_with(&files_prefix(&t, "2026-11-22", "20261122T101500Z")));
+        assert!(matches!(layout::parse_key(&key), ArchiveKey::Snapshot { .. }));
+        assert!(key.starts_with(&layout::snapshot_files_prefix(&t, "2026-11-22", "20261122T101500Z")));
     }
 
     #[test]
@@ -243,7 +219,7 @@ mod tests {
         let id = "20261122T101500Z";
         let keys: Vec<String> = [(0, 0), (0, 2), (0, 1), (5, 0), (5, 10), (5, 9)]
             .iter()
-            .map(|&(s, f)| file_key(&t, "2026-11-22", id, s, f))
+            .map(|&(s, f)| layout::snapshot_file_key(&t, "2026-11-22", id, s, f))
             .chain(["users/dt=2026-11-22/snapshot-20261121T000000Z-000000-000009.parquet".into()])
             .collect();
         let latest = latest_files(&keys, id);

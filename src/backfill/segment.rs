@@ -11,7 +11,7 @@ use crate::backoff::Backoff;
 use crate::encode::ddb_json::{decode_item, encode_item};
 use crate::encode::parquet::{meta, SpoolWriter, SCHEMA_VERSION};
 use crate::encode::record::{ChangeRecord, SNAPSHOT};
-use crate::sink::{ArchiveSink, Published};
+use crate::archive::{layout, ArchiveSink, Published};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -181,7 +181,7 @@ fn decode_resume_key(
         .transpose()
         .map_err(|e| BackfillError::State {
             // The key came from the footer of the segment's newest file.
-            location: plan::file_key(
+            location: layout::snapshot_file_key(
                 &ctx.table.name,
                 &ctx.dt,
                 &ctx.scan_id,
@@ -304,6 +304,10 @@ async fn publish_file(
         (meta::RECORD_COUNT.to_owned(), file.rows.to_string()),
         (meta::SCHEMA_VERSION.to_owned(), SCHEMA_VERSION.to_owned()),
         (
+            meta::LAYOUT_VERSION.to_owned(),
+            crate::archive::layout::LAYOUT_VERSION.to_owned(),
+        ),
+        (
             meta::ARCHIVER_VERSION.to_owned(),
             env!("CARGO_PKG_VERSION").to_owned(),
         ),
@@ -324,12 +328,12 @@ async fn publish_file(
     if let Some(sha) = previous_sha {
         metadata.push((meta::PREVIOUS_SHA256.to_owned(), hex::encode(sha)));
         if let Some(n) = state.next_file.checked_sub(1) {
-            let previous = plan::file_key(&ctx.table.name, &ctx.dt, &ctx.scan_id, index, n);
+            let previous = layout::snapshot_file_key(&ctx.table.name, &ctx.dt, &ctx.scan_id, index, n);
             metadata.push((meta::PREVIOUS_FILE.to_owned(), previous));
         }
     }
     let spooled = file.writer.finish(metadata)?;
-    let key = plan::file_key(
+    let key = layout::snapshot_file_key(
         &ctx.table.name,
         &ctx.dt,
         &ctx.scan_id,

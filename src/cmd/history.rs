@@ -5,8 +5,8 @@ use super::CommandError;
 use crate::audit::history::{self, Event, KeyQuery};
 use crate::config::HistoryConfig;
 use crate::encode::parquet::{event_time_column, string_column};
-use crate::sink::naming::dt_of_key;
-use crate::sink::ArchiveSink;
+use crate::archive::layout::{dt_of_key, ArchiveKey};
+use crate::archive::ArchiveSink;
 use arrow_array::{Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::statistics::Statistics;
@@ -18,13 +18,13 @@ pub async fn run(config: HistoryConfig) -> Result<(), CommandError> {
     let query = KeyQuery::parse(&config.keys).map_err(CommandError::Config)?;
     let candidates = query.candidates();
     let sink = super::read_archive(&config.archive).await;
-    let runtime = |e: crate::sink::SinkError| CommandError::Runtime(e.to_string());
+    let runtime = |e: crate::archive::SinkError| CommandError::Runtime(e.to_string());
     let keys: Vec<String> = sink
         .list_tree(&format!("{}/", config.table))
         .await
         .map_err(runtime)?
         .into_iter()
-        .filter(|k| k.ends_with(".parquet"))
+        .filter(|k| ArchiveKey::holds_rows(k))
         .filter(|k| {
             let dt = dt_of_key(k).unwrap_or("");
             config.from.as_deref().is_none_or(|f| dt >= f)
@@ -70,7 +70,7 @@ async fn events_of(
     sink: &ArchiveSink,
     key: &str,
     candidates: &[String],
-) -> Result<(bool, Vec<Event>), crate::sink::SinkError> {
+) -> Result<(bool, Vec<Event>), crate::archive::SinkError> {
     let footer = sink.parquet_footer(key).await?;
     let keys_column = footer
         .file_metadata()
@@ -105,7 +105,7 @@ async fn events_of(
             .expect("decoding does not panic");
     events
         .map(|e| (true, e))
-        .map_err(|message| crate::sink::SinkError::Io {
+        .map_err(|message| crate::archive::SinkError::Io {
             location: message.0,
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, message.1),
         })

@@ -40,8 +40,8 @@ pub async fn prepare_archive(
     s3: aws_sdk_s3::Client,
     sse_kms_key: Option<String>,
     spool_dir: &std::path::Path,
-) -> Result<crate::sink::ArchiveSink, CommandError> {
-    let sink = crate::sink::ArchiveSink::new(archive, s3, sse_kms_key);
+) -> Result<crate::archive::ArchiveSink, CommandError> {
+    let sink = crate::archive::ArchiveSink::new(archive, s3, sse_kms_key);
     sink.check_writable().await.map_err(|e| {
         if e.is_retryable() {
             CommandError::Runtime(e.to_string())
@@ -60,7 +60,7 @@ pub async fn prepare_archive(
 
 /// The archive for a command that only reads it. A local archive needs no AWS configuration (and
 /// should not wait for one).
-pub async fn read_archive(archive: &crate::config::ArchiveUri) -> crate::sink::ArchiveSink {
+pub async fn read_archive(archive: &crate::config::ArchiveUri) -> crate::archive::ArchiveSink {
     let s3 = match archive {
         crate::config::ArchiveUri::S3 { .. } => crate::aws::load().await.s3,
         crate::config::ArchiveUri::Local(_) => aws_sdk_s3::Client::from_conf(
@@ -69,5 +69,5 @@ pub async fn read_archive(archive: &crate::config::ArchiveUri) -> crate::sink::A
                 .build(),
         ),
     };
-    crate::sink::ArchiveSink::new(archive, s3, None)
+    crate::archive::ArchiveSink::new(archive, s3, None)
 }

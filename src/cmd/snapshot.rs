@@ -9,7 +9,7 @@ use crate::audit::snapshot::{partition_of, KeyState, Row};
 use crate::config::SnapshotConfig;
 use crate::encode::parquet::{event_time_column, string_column};
 use crate::encode::parquet::{writer_properties, SpooledFile};
-use crate::sink::naming::dt_of_key;
+use crate::archive::layout::ArchiveKey;
 use arrow_array::builder::{StringBuilder, TimestampMillisecondBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
@@ -37,7 +37,7 @@ pub async fn run(config: SnapshotConfig) -> Result<(), CommandError> {
         .await
         .map_err(|e| runtime(&e))?
         .into_iter()
-        .filter(|k| k.ends_with(".parquet") && dt_of_key(k).is_some())
+        .filter(|k| ArchiveKey::holds_rows(k))
         .collect();
     let stamp = stamp(config.as_of_ms);
     let work = config.spool_dir.join(format!(

@@ -5,15 +5,15 @@ use super::CommandError;
 use crate::audit::facts::{read_facts, FileFacts};
 use crate::audit::verify::{render_text, verify_table, Report};
 use crate::config::VerifyConfig;
-use crate::sink::naming::dt_of_key;
-use crate::sink::ArchiveSink;
+use crate::archive::layout::{dt_of_key, parse_key, ArchiveKey};
+use crate::archive::ArchiveSink;
 
 /// Files read at once.
 const READS_IN_FLIGHT: usize = 8;
 
 pub async fn run(config: VerifyConfig) -> Result<(), CommandError> {
     let sink = super::read_archive(&config.archive).await;
-    let runtime = |e: crate::sink::SinkError| CommandError::Runtime(e.to_string());
+    let runtime = |e: crate::archive::SinkError| CommandError::Runtime(e.to_string());
     let tables: Vec<String> = if config.tables.is_empty() {
         sink.list_tables().await.map_err(runtime)?
     } else {
@@ -36,7 +36,8 @@ pub async fn run(config: VerifyConfig) -> Result<(), CommandError> {
             .filter(|k| match (&config.since, dt_of_key(k)) {
                 (Some(since), Some(dt)) => dt >= since.as_str(),
                 (None, Some(_)) => true,
-                (_, None) => false,
+                // End markers belong to no day: always read (they are empty).
+                (_, None) => matches!(parse_key(k), ArchiveKey::End { .. }),
             })
             .collect();
         tracing::info!(table, files = keys.len(), "verifying");
@@ -64,7 +65,7 @@ pub async fn run(config: VerifyConfig) -> Result<(), CommandError> {
 async fn read_all(
     sink: &ArchiveSink,
     keys: Vec<String>,
-) -> Result<Vec<FileFacts>, crate::sink::SinkError> {
+) -> Result<Vec<FileFacts>, crate::archive::SinkError> {
     let mut out = Vec::with_capacity(keys.len());
     let mut tasks = tokio::task::JoinSet::new();
     let mut queue = keys.into_iter();
@@ -79,7 +80,7 @@ async fn read_all(
                 })
                 .await
                 .expect("reading facts does not panic");
-                Ok::<_, crate::sink::SinkError>(facts)
+                Ok::<_, crate::archive::SinkError>(facts)
             });
         }
         let Some(joined) = tasks.join_next().await else {

@@ -33,6 +33,9 @@ pub mod meta {
     pub const LAST_SEQUENCE: &str = "last_sequence_number";
     pub const RECORD_COUNT: &str = "record_count";
     pub const SCHEMA_VERSION: &str = "schema_version";
+    /// The archive layout the file was written for (`archive::layout::LAYOUT_VERSION`); absent
+    /// on files of layout 1.
+    pub const LAYOUT_VERSION: &str = "layout_version";
     pub const ARCHIVER_VERSION: &str = "archiver_version";
     /// SHA-256 (hex) of the previous file of the same shard; absent on a shard's first file.
     pub const PREVIOUS_SHA256: &str = "previous_file_sha256";
@@ -41,7 +44,7 @@ pub mod meta {
     /// Where reading started when this is the shard's first file: `TRIM_HORIZON`, `LATEST`, or
     /// `AFTER_SEQUENCE_NUMBER:<n>`.
     pub const START_POSITION: &str = "start_position";
-    /// `true` on a shard's end marker (an empty file, `<shard>_end.parquet`): the shard was read
+    /// `true` on a shard's end marker (an empty file, `_ends/<shard>.parquet`): the shard was read
     /// to its end (or is gone, with a gap recorded). Absent on files of records.
     pub const SHARD_END: &str = "shard_end";
     /// Present when records were trimmed from the stream before they could be read: the last

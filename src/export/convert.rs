@@ -9,7 +9,7 @@ use super::ExportError;
 use crate::encode::ddb_json::{decode_item_value, encode_item};
 use crate::encode::parquet::{meta, SpoolWriter, SpooledFile, SCHEMA_VERSION};
 use crate::encode::record::{ChangeRecord, SNAPSHOT};
-use crate::sink::naming::dt_of_millis;
+use crate::archive::layout::dt_of_millis;
 use crate::types::TableName;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -40,7 +40,7 @@ pub struct Converted {
 
 /// The archive key of the file made from `data` for day `dt`.
 pub fn output_key(table: &TableName, dt: &str, export_id: &str, data: &DataFile) -> String {
-    format!("{table}/dt={dt}/export-{export_id}-{}.parquet", data.stem())
+    crate::archive::layout::export_file_key(table, dt, export_id, data.stem())
 }
 
 fn corrupt(location: &str, message: impl Into<String>) -> ExportError {
@@ -160,6 +160,10 @@ pub fn convert_file(
             (meta::TABLE.to_owned(), conv.table.to_string()),
             (meta::RECORD_COUNT.to_owned(), rows),
             (meta::SCHEMA_VERSION.to_owned(), SCHEMA_VERSION.to_owned()),
+            (
+                meta::LAYOUT_VERSION.to_owned(),
+                crate::archive::layout::LAYOUT_VERSION.to_owned(),
+            ),
             (
                 meta::ARCHIVER_VERSION.to_owned(),
                 env!("CARGO_PKG_VERSION").to_owned(),

@@ -16,7 +16,7 @@ use super::source::ExportSource;
 use super::ExportError;
 use crate::backfill::progress::{self, Labels, Progress};
 use crate::config::cli::ProgressMode;
-use crate::sink::ArchiveSink;
+use crate::archive::ArchiveSink;
 use crate::types::TableName;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -68,10 +68,6 @@ pub enum Outcome {
     },
 }
 
-fn imports_prefix(table: &TableName, export_id: &str) -> String {
-    format!("{table}/_imports/{export_id}/")
-}
-
 /// Reads a manifest and checks it against its `.md5` (or `.checksum`) file when there is one.
 async fn checked_manifest(source: &ExportSource, name: &str) -> Result<Vec<u8>, ExportError> {
     let bytes = source.read(name).await?;
@@ -114,7 +110,7 @@ pub async fn import(
         })?;
     let table = &settings.table;
     let sink = &settings.sink;
-    let prefix = imports_prefix(table, &summary.export_id);
+    let prefix = crate::archive::layout::imports_dir(table, &summary.export_id);
     let markers = sink.list(&prefix).await?;
     let finished_key = format!("{prefix}finished.json");
     if markers.contains(&finished_key) {
@@ -317,7 +313,7 @@ async fn one_file(
     };
     let key = format!(
         "{}{}.done.json",
-        imports_prefix(&conv.table, &conv.summary.export_id),
+        crate::archive::layout::imports_dir(&conv.table, &conv.summary.export_id),
         data.stem()
     );
     let body = serde_json::to_vec_pretty(&marker).expect("a marker serialises");

@@ -22,7 +22,7 @@ pub enum ExportError {
     #[error("the key attributes of `{table}` are unknown ({message}); give them with --key-attributes PARTITION_KEY[,SORT_KEY]")]
     KeyAttributes { table: String, message: String },
     #[error(transparent)]
-    Sink(#[from] crate::sink::SinkError),
+    Sink(#[from] crate::archive::SinkError),
     #[error(transparent)]
     Write(#[from] crate::encode::parquet::WriteError),
 }
@@ -30,7 +30,7 @@ pub enum ExportError {
 impl ExportError {
     /// A problem with the command or its inputs that running again will not fix (exit status 2).
     pub fn is_config(&self) -> bool {
-        use crate::sink::SinkError as S;
+        use crate::archive::SinkError as S;
         match self {
             Self::Manifest { .. } | Self::KeyAttributes { .. } => true,
             Self::Sink(e) => matches!(

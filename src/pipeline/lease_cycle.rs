@@ -3,7 +3,12 @@
 //! start a task for every shard acquired. The worker task owns all of this state; shard tasks only
 //! see their own `LeaseControl`.
 
-use super::shard_task::{LeaseControl, RunningShard, ShardSettings, ShardTask, StopMode};
+use super::archive_output::ArchiveOutput;
+use super::budget::RunningShard;
+use super::checkpointer::Checkpointer;
+use super::firehose_output::FirehoseOutput;
+use super::lease_control::{LeaseControl, StopMode};
+use super::shard_task::{ReaderSpec, ShardError, ShardOutcome, ShardSettings, ShardTask};
 use super::worker::{RunError, TaskResult};
 use super::Destination;
 use crate::aws::Clients;
@@ -13,8 +18,7 @@ use crate::leases::plan::{cleanable, plan, Action, LeaseState, PlanInput};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseKey, LeaseStore};
 use crate::lineage::{self, ShardNode};
 use crate::metrics::Metrics;
-use crate::stream::api::{self, Position, ShardDesc, TableStream};
-use crate::stream::reader::ShardReader;
+use crate::stream::api::{self, ShardDesc, TableStream};
 use crate::types::ShardId;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -103,9 +107,12 @@ pub(super) async fn list_shards(ctx: &Ctx, st: &mut StreamState) -> Result<(), R
 pub(super) async fn renew(ctx: &Ctx, st: &mut StreamState) {
     let table = st.stream.table.to_string();
     for (shard, run) in &st.running {
+        // Stamped when sent: DynamoDB applied the renewal after this instant, however late the
+        // answer comes back.
+        let sent = std::time::Instant::now();
         match ctx.leases.renew(&run.key).await {
             Ok(pending) => {
-                run.control.renewed();
+                run.control.renewed(sent);
                 if let Some(asker) = pending {
                     if run.control.mode() == StopMode::Release && !run.token.is_cancelled() {
                         tracing::info!(table = %table, shard = %shard, to = %asker, "another worker asked for this lease (balancing): flushing, checkpointing and handing it over");
@@ -297,7 +304,7 @@ pub(super) async fn plan_and_apply(
     let mut reserved: Vec<RunningShard> = actions
         .iter()
         .filter(|a| !matches!(a, Action::Steal { .. }))
-        .map(|_| RunningShard::new(&ctx.settings.running))
+        .map(|_| ctx.settings.budgets.count_running())
         .collect();
     for action in actions {
         let (planned, how) = match &action {
@@ -345,6 +352,7 @@ pub(super) async fn plan_and_apply(
             (StartPosition::Latest, true) => Checkpoint::Latest,
             _ => Checkpoint::TrimHorizon,
         };
+        let sent = std::time::Instant::now();
         let taken = ctx
             .leases
             .take(
@@ -382,31 +390,27 @@ pub(super) async fn plan_and_apply(
         }
         let counted = reserved
             .pop()
-            .unwrap_or_else(|| RunningShard::new(&ctx.settings.running));
-        spawn(ctx, st, index, lease, counted, tasks, stop);
+            .unwrap_or_else(|| ctx.settings.budgets.count_running());
+        spawn(ctx, st, index, lease, sent, counted, tasks, stop);
     }
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spawn(
     ctx: &Ctx,
     st: &mut StreamState,
     index: usize,
     lease: Lease,
+    acquired_at: std::time::Instant,
     counted: RunningShard,
     tasks: &mut JoinSet<TaskResult>,
     stop: &CancellationToken,
 ) {
     let shard = lease.shard.clone();
-    let position = match &lease.checkpoint {
-        Checkpoint::TrimHorizon => Position::TrimHorizon,
-        Checkpoint::Latest => Position::Latest,
-        Checkpoint::At(s) => Position::After(s.clone()),
-        Checkpoint::ShardEnd => unreachable!("finished shards are not started"),
-    };
-    tracing::info!(table = %st.stream.table, shard = %shard, from = %position, "starting shard");
+    tracing::info!(table = %st.stream.table, shard = %shard, checkpoint = %lease.checkpoint, "starting shard");
     st.not_before.remove(&shard);
-    let control = Arc::new(LeaseControl::default());
+    let control = Arc::new(LeaseControl::new(acquired_at));
     let token = stop.child_token();
     st.running.insert(
         shard.clone(),
@@ -416,31 +420,49 @@ fn spawn(
             key: lease.key.clone(),
         },
     );
-    let reader = ShardReader {
-        running: ctx.settings.running.clone(),
+    let checkpointer = Checkpointer::new(lease, ctx.leases.clone(), ctx.metrics.clone());
+    let readers = ReaderSpec {
         streams: ctx.clients.streams.clone(),
-        table: st.stream.table.clone(),
-        stream: st.stream.arn.clone(),
-        shard: shard.clone(),
-        position,
         metrics: ctx.metrics.clone(),
-        mean_record_bytes: crate::stream::reader::FIRST_GUESS_RECORD_BYTES,
+        running: ctx.settings.budgets.running_counter(),
     };
-    let task = ShardTask::new(
-        reader,
-        lease,
-        ctx.leases.clone(),
-        ctx.sink.clone(),
-        ctx.metrics.clone(),
-        ctx.settings.clone(),
-        control,
-    );
+    let settings = ctx.settings.clone();
+    let run = match &ctx.sink {
+        Destination::Archive(store) => {
+            let output = ArchiveOutput::new(store.clone(), ctx.metrics.clone(), settings.clone());
+            let task = ShardTask::new(checkpointer, output, readers, settings, control);
+            futures_boxed(task.run(token))
+        }
+        Destination::Firehose(firehose) => {
+            let output = FirehoseOutput::new(
+                firehose.clone(),
+                ctx.metrics.clone(),
+                settings.clone(),
+                control.clone(),
+                token.clone(),
+            );
+            let task = ShardTask::new(checkpointer, output, readers, settings, control);
+            futures_boxed(task.run(token))
+        }
+    };
     // The shard task logs inside the worker's span (the worker id on every line).
     tasks.spawn(
         async move {
             let _counted = counted;
-            (index, shard, task.run(token).await)
+            (index, shard, run.await)
         }
         .in_current_span(),
     );
+}
+
+type ShardRun =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<ShardOutcome, ShardError>> + Send>>;
+
+/// One future type for the tasks of both outputs. (A function generic over the output could not
+/// spawn it: the futures of a trait's async methods cannot be proven `Send` generically, only
+/// for each concrete output.)
+fn futures_boxed(
+    f: impl std::future::Future<Output = Result<ShardOutcome, ShardError>> + Send + 'static,
+) -> ShardRun {
+    Box::pin(f)
 }

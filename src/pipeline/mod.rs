@@ -1,21 +1,28 @@
-//! The pipeline that wires readers, encoders, sinks and checkpoints: the [`worker`] owns the shard
-//! map and spawns one [`shard_task`] per shard it reads. A shard task writes Parquet files to the
-//! archive, or (in [`shard_firehose`]) packs JSON lines into Firehose records.
+//! The pipeline that wires readers, outputs and checkpoints. The [`worker`] owns every table's
+//! shard map and runs the lease cycle (`lease_cycle`), which starts one shard task
+//! (`shard_task`) per lease acquired. A shard task owns its lease (`checkpointer`), its reader
+//! and one output: the Parquet archive (`archive_output`) or Firehose (`firehose_output`), two
+//! peers behind one interface (`output`). What the worker tells a running task about its lease
+//! is in `lease_control`; the memory budgets the tasks share are in [`budget`].
 
-pub mod lease_cycle;
-pub mod recover;
-pub mod shard_firehose;
-pub mod shard_task;
+mod archive_output;
+pub mod budget;
+mod checkpointer;
+mod firehose_output;
+mod lease_control;
+mod lease_cycle;
+mod output;
+mod shard_task;
 pub mod worker;
 
+use crate::archive::ArchiveSink;
 use crate::sink::firehose::FirehoseSink;
-use crate::sink::ArchiveSink;
 use std::sync::Arc;
 
-/// Where a shard's records go.
+/// Where a worker's shards write.
 #[derive(Debug, Clone)]
 pub enum Destination {
-    /// Parquet files, published create-only under deterministic names.
+    /// Parquet files, published create-only under keys that name their position in the shard.
     Archive(ArchiveSink),
     /// JSON lines through Firehose PutRecordBatch.
     Firehose(Arc<FirehoseSink>),

@@ -9,7 +9,7 @@ use crate::config::{Output, RunConfig};
 use crate::leases::{LeaseError, LeaseStore};
 use crate::metrics::Metrics;
 use crate::sink::firehose::{FirehoseError, FirehoseSink, Overflow};
-use crate::sink::{ArchiveSink, SinkError};
+use crate::archive::{ArchiveSink, SinkError};
 use crate::stream::api::{self, TableError};
 use crate::types::ShardId;
 use std::sync::Arc;
@@ -126,8 +126,7 @@ pub async fn run(
         flush_interval: config.flush_interval,
         flush_size_bytes: config.flush_size_bytes,
         spool_dir: spool_dir.clone(),
-        running: Arc::default(),
-        encode_slots: super::shard_task::encode_slots(),
+        budgets: super::budget::Budgets::new(),
         failover_time: config.failover_time,
     };
     let mut states: Vec<StreamState> = streams.into_iter().map(StreamState::new).collect();

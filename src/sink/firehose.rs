@@ -10,7 +10,7 @@
 //! restore the order (docs/ARCHITECTURE.md, "Firehose output").
 
 use super::aggregate::{batches, billed_bytes};
-use super::{ArchiveSink, Published, SinkError};
+use crate::archive::{ArchiveSink, Published, SinkError};
 use crate::backoff::Backoff;
 use crate::config::ArchiveUri;
 use crate::metrics::Metrics;
@@ -52,6 +52,9 @@ pub enum FirehoseError {
     },
     #[error("writing an oversize record to the overflow archive: {0}")]
     Overflow(SinkError),
+    /// The shard's lease was not renewed recently enough to send on: another worker may own it.
+    #[error("the shard's lease may belong to another worker now; nothing more is sent")]
+    LeaseNotHeld,
 }
 
 impl FirehoseError {
@@ -59,7 +62,7 @@ impl FirehoseError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Call { retryable, .. } => *retryable,
-            Self::Stopped { .. } => true,
+            Self::Stopped { .. } | Self::LeaseNotHeld => true,
             Self::Overflow(e) => e.is_retryable(),
             Self::NotFound { .. } | Self::AccessDenied { .. } | Self::Kms { .. } => false,
             Self::Oversize { .. } => false,
@@ -188,12 +191,14 @@ impl FirehoseSink {
     /// Sends `records` in as few calls as the limits allow and returns once Firehose has
     /// acknowledged every one. Failed entries are sent again, alone, after a backoff; a
     /// configuration error (no such stream, access denied, KMS) returns at once. After `stop`,
-    /// a few attempts are still made, then [`FirehoseError::Stopped`].
+    /// a few attempts are still made, then [`FirehoseError::Stopped`]. `lease_held` is asked
+    /// before every attempt; once it says no, [`FirehoseError::LeaseNotHeld`].
     pub async fn deliver(
         &self,
         table: &str,
         records: Vec<Vec<u8>>,
         stop: &CancellationToken,
+        lease_held: &(dyn Fn() -> bool + Sync),
     ) -> Result<Delivered, FirehoseError> {
         let mut total = Delivered::default();
         let labels = [("table", table)];
@@ -209,6 +214,11 @@ impl FirehoseSink {
                         let unacknowledged = pending.len() + calls.map(|c| c.len()).sum::<usize>();
                         return Err(FirehoseError::Stopped { unacknowledged });
                     }
+                }
+                // Fenced before every attempt, retries included: a worker whose lease may be
+                // someone else's sends nothing more (the new owner reads these records again).
+                if !lease_held() {
+                    return Err(FirehoseError::LeaseNotHeld);
                 }
                 let entries = pending
                     .iter()

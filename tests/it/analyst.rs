@@ -79,7 +79,7 @@ async fn duckdb_reads_the_archive() {
         r#"[["INSERT", "50"], ["MODIFY", "10"], ["REMOVE", "5"]]"#
     );
 
-    let today = dynamo_archiver::sink::naming::dt_of_millis(
+    let today = dynamo_archiver::archive::layout::dt_of_millis(
         (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
     );
     let by_dt = duckdb(&format!("SELECT dt, count(*) FROM {view} GROUP BY 1"));

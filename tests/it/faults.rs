@@ -494,7 +494,7 @@ async fn multipart_rig(
     dynamo_archiver::encode::parquet::SpooledFile,
 ) {
     use crate::fault_s3::{upload_part, FaultS3, Refusal, S3Faults};
-    use dynamo_archiver::sink::s3::PART_SIZE_BYTES;
+    use dynamo_archiver::archive::s3::PART_SIZE_BYTES;
     let stack = Stack::start_with_s3().await;
     stack.create_bucket("archive").await;
     let proxy = FaultS3::start(
@@ -515,9 +515,9 @@ async fn multipart_rig(
 }
 
 /// A sink writing to the `archive` bucket under `p/`, through `endpoint`.
-async fn archive_sink(endpoint: &str) -> dynamo_archiver::sink::ArchiveSink {
-    use dynamo_archiver::sink::s3::S3Sink;
-    dynamo_archiver::sink::ArchiveSink::S3(S3Sink::new(
+async fn archive_sink(endpoint: &str) -> dynamo_archiver::archive::ArchiveSink {
+    use dynamo_archiver::archive::s3::S3Sink;
+    dynamo_archiver::archive::ArchiveSink::S3(S3Sink::new(
         s3_client(endpoint).await,
         "archive".into(),
         "p".into(),
@@ -549,7 +549,7 @@ async fn one_whole_object(
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_slowdowns_and_resets_inside_a_multipart_upload_land_the_file_once() {
     use crate::fault_s3::S3Fault;
-    use dynamo_archiver::sink::Published;
+    use dynamo_archiver::archive::Published;
     // The first part: refused, then written but its answer lost, then cut before it reaches S3;
     // after that, one part in five is slowed down.
     let (stack, proxy, file) = multipart_rig(
@@ -655,7 +655,7 @@ async fn a_worker_writing_to_s3_through_slowdowns_and_resets_archives_exactly_on
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_in_the_middle_of_a_multipart_upload_then_a_new_writer_lands_the_file_once() {
     use crate::fault_s3::S3Fault;
-    use dynamo_archiver::sink::Published;
+    use dynamo_archiver::archive::Published;
     // The first writer's first part lands, its second hangs: the writer "crashes" there, leaving
     // an upload open with one part in it. The new writer's parts meet SlowDowns.
     let (stack, proxy, file) = multipart_rig(9, vec![S3Fault::Pass, S3Fault::Stall], 0.3).await;

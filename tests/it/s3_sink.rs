@@ -4,8 +4,8 @@
 
 use crate::support::*;
 use dynamo_archiver::encode::parquet::SpooledFile;
-use dynamo_archiver::sink::s3::{S3Sink, PART_SIZE_BYTES};
-use dynamo_archiver::sink::{ArchiveSink, Published};
+use dynamo_archiver::archive::s3::{S3Sink, PART_SIZE_BYTES};
+use dynamo_archiver::archive::{ArchiveSink, Published};
 use sha2::{Digest, Sha256};
 
 fn spool(dir: &std::path::Path, name: &str, len: usize, seed: u8) -> SpooledFile {

@@ -150,6 +150,23 @@ impl S3Sink {
         key: &str,
         suffix: Option<u64>,
     ) -> Result<(Vec<u8>, Option<[u8; 32]>), SinkError> {
+        self.read_object_if_exists(key, suffix)
+            .await?
+            .ok_or_else(|| SinkError::S3 {
+                operation: "GetObject",
+                location: self.location(key),
+                message: "NoSuchKey: the object does not exist".into(),
+                retryable: false,
+            })
+    }
+
+    /// [`Self::read_object`], with `None` when there is no such object (404 `NoSuchKey`, which S3
+    /// answers only to a caller with `s3:ListBucket`; without it a missing key is a 403).
+    pub async fn read_object_if_exists(
+        &self,
+        key: &str,
+        suffix: Option<u64>,
+    ) -> Result<Option<(Vec<u8>, Option<[u8; 32]>)>, SinkError> {
         let mut req = self
             .client
             .get_object()
@@ -158,10 +175,12 @@ impl S3Sink {
         if let Some(n) = suffix {
             req = req.range(format!("bytes=-{n}"));
         }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| self.classify("GetObject", &self.location(key), e))?;
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) if status(&e) == Some(404) => return Ok(None),
+            Err(e) => return Err(self.classify("GetObject", &self.location(key), e)),
+        };
         let recorded = out
             .metadata()
             .and_then(|m| m.get(SHA256_METADATA_KEY))
@@ -171,7 +190,7 @@ impl S3Sink {
             location: self.location(key),
             source: std::io::Error::other(e.to_string()),
         })?;
-        Ok((body.into_bytes().to_vec(), recorded))
+        Ok(Some((body.into_bytes().to_vec(), recorded)))
     }
 
     async fn put_single(&self, key: &str, file: &SpooledFile) -> Result<(), PutError> {

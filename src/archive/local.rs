@@ -57,6 +57,20 @@ impl LocalSink {
 
     /// The whole file, or only its last `suffix` bytes.
     pub async fn read(&self, key: &str, suffix: Option<u64>) -> Result<Vec<u8>, SinkError> {
+        self.read_if_exists(key, suffix)
+            .await?
+            .ok_or_else(|| SinkError::Io {
+                location: self.root.join(key).display().to_string(),
+                source: std::io::ErrorKind::NotFound.into(),
+            })
+    }
+
+    /// [`Self::read`], with `None` when there is no such file.
+    pub async fn read_if_exists(
+        &self,
+        key: &str,
+        suffix: Option<u64>,
+    ) -> Result<Option<Vec<u8>>, SinkError> {
         let path = self.root.join(key);
         tokio::task::spawn_blocking(move || {
             use std::io::{Read, Seek, SeekFrom};
@@ -64,14 +78,18 @@ impl LocalSink {
                 location: path.display().to_string(),
                 source,
             };
-            let mut f = std::fs::File::open(&path).map_err(io)?;
+            let mut f = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io(e)),
+            };
             if let Some(n) = suffix {
                 let len = f.metadata().map_err(io)?.len();
                 f.seek(SeekFrom::Start(len.saturating_sub(n))).map_err(io)?;
             }
             let mut out = Vec::new();
             f.read_to_end(&mut out).map_err(io)?;
-            Ok(out)
+            Ok(Some(out))
         })
         .await
         .expect("read task does not panic")

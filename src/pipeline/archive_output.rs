@@ -1,0 +1,561 @@
+//! The Parquet archive as a shard's output: rows become files of one `dt` and a contiguous run of
+//! the shard's records, each published create-only under the key of its first record, then
+//! checkpointed. The shard's files form a chain: each begins with the record right after the
+//! previous file's last and names that file's SHA-256.
+//!
+//! Two writers of one shard (one that lost its lease and does not know it yet, the one that took
+//! it, a restarted one) compute the same key for the same position, so exactly one publish lands
+//! there. The other finds the key taken, reads that file's footer, adopts it as the chain's
+//! latest file, checkpoints it, and reads on right after its last record. The same happens
+//! before anything is encoded after a start or an adoption: the key the next file would have is
+//! probed first, so a writer that resumes behind another follows the existing chain (one ranged
+//! read per file, however many days back) instead of encoding rows it would throw away. The
+//! argument that no record lands twice is in `src/leases/design.md`, "Exactly once by
+//! construction"; the states are in `src/pipeline/design.md`.
+
+use super::checkpointer::Checkpointer;
+use super::output::{Flow, Gap, Output};
+use super::shard_task::{ShardError, ShardSettings};
+use crate::archive::layout::{self, dt_of_millis, ArchiveKey};
+use crate::archive::{ArchiveSink, Published, SinkError, StoredFile};
+use crate::backoff::{retry, Backoff};
+use crate::encode::parquet::{meta, SpoolWriter, SpooledFile, WriteError, SCHEMA_VERSION};
+use crate::encode::record::ChangeRecord;
+use crate::leases::Checkpoint;
+use crate::metrics::Metrics;
+use crate::stream::api::Position;
+use crate::types::SequenceNumber;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A rough ZSTD ratio for DynamoDB JSON, used only to guess a file's final size from its pending
+/// rows so that files land near `--flush-size`.
+const COMPRESSION_GUESS: u64 = 4;
+const RETRY_BASE: Duration = Duration::from_millis(200);
+const RETRY_CAP: Duration = Duration::from_secs(10);
+/// How far back, in `dt` folders, a writer that met trimmed records looks for a file published
+/// past its checkpoint (see [`ArchiveOutput::listed_past_checkpoint`]). A shard's records span
+/// its open life (about four hours on AWS) plus the stream's 24 hours, so three days would do;
+/// the margin costs one listing per day, only after a trim.
+const TRIM_LOOKBACK_DAYS: i64 = 7;
+
+/// The file being assembled.
+struct OpenFile {
+    writer: Option<SpoolWriter>,
+    dt: String,
+    first: SequenceNumber,
+    last: SequenceNumber,
+    pending: Vec<ChangeRecord>,
+    pending_bytes: usize,
+    /// When the oldest unwritten record arrived: the flush deadline runs from here.
+    since: Instant,
+}
+
+/// The output's shared, read-only half: what its awaits borrow. (The open file's writer is not
+/// `Sync`, so no `&self` of the whole output may live across an await in a spawned task.)
+struct Io {
+    store: ArchiveSink,
+    metrics: Arc<Metrics>,
+    settings: ShardSettings,
+}
+
+pub struct ArchiveOutput {
+    io: Io,
+    open: Option<OpenFile>,
+    /// Whether the key of the next file has been looked for since this output started or
+    /// adopted a file. After its own publish the next position is this writer's to fill: a
+    /// concurrent writer is still caught by the create-only publish, at the price of one file
+    /// encoded in vain.
+    probed: bool,
+    /// A gap to record in the next file's metadata.
+    pending_gap: Option<String>,
+    spool_seq: u64,
+}
+
+impl Io {
+    /// Finishes a spool file (footer, metadata, fsync) off the async workers.
+    async fn finish(
+        &self,
+        writer: SpoolWriter,
+        kv: Vec<(String, String)>,
+    ) -> Result<SpooledFile, WriteError> {
+        let slot = self.settings.budgets.encode_slot().await;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            writer.finish(kv)
+        })
+        .await
+        .expect("finishing a file does not panic")
+    }
+
+    /// The file stored under `key`, if any, retrying passing failures.
+    async fn probe(&self, key: &str) -> Result<Option<StoredFile>, ShardError> {
+        let store = &self.store;
+        let metrics = &self.metrics;
+        Ok(retry(
+            Backoff::new(RETRY_BASE, RETRY_CAP),
+            None,
+            || store.probe(key),
+            SinkError::is_retryable,
+            |e, delay| {
+                metrics.inc("archiver_errors_total", &[("kind", "probe")], 1);
+                tracing::warn!(key, "reading an archive file's footer failed; retrying in {delay:?}: {e}");
+            },
+        )
+        .await?)
+    }
+
+    /// After a trim, the first record read is at the trim horizon, not the record after the
+    /// checkpoint, so its key cannot find a file that a writer published past the checkpoint
+    /// before crashing (its first record is gone from the stream). The shard's `dt` folders from
+    /// its last file's day to this record's are listed for the latest such file.
+    async fn listed_past_checkpoint(
+        &self,
+        dt: &str,
+        seq: &SequenceNumber,
+        cp: &Checkpointer,
+    ) -> Result<Option<StoredFile>, ShardError> {
+        let lease = cp.lease();
+        let after = match &lease.checkpoint {
+            Checkpoint::At(s) => Some(s.clone()),
+            _ => None,
+        };
+        let from = lease
+            .last_file_key
+            .as_deref()
+            .and_then(layout::dt_of_key)
+            .unwrap_or(dt);
+        let mut best: Option<(SequenceNumber, String)> = None;
+        for day in layout::days_between(from, dt, TRIM_LOOKBACK_DAYS) {
+            let prefix = layout::shard_files_prefix(&lease.table, &day, &lease.shard);
+            for key in self.store.list(&prefix).await? {
+                if let ArchiveKey::Stream { shard, first } = layout::parse_key(&key) {
+                    let past = after.as_ref().is_none_or(|a| first > *a);
+                    if shard == lease.shard
+                        && past
+                        && first < *seq
+                        && best.as_ref().is_none_or(|(b, _)| first > *b)
+                    {
+                        best = Some((first, key));
+                    }
+                }
+            }
+        }
+        match best {
+            Some((_, key)) => self.probe(&key).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Publishes a finished spool file create-only, retrying passing failures; the spool file is
+    /// removed either way.
+    async fn publish(&self, key: &str, spooled: &SpooledFile) -> Result<Published, ShardError> {
+        let store = &self.store;
+        let metrics = &self.metrics;
+        let result = retry(
+            Backoff::new(RETRY_BASE, RETRY_CAP),
+            None,
+            || store.publish(key, spooled),
+            SinkError::is_retryable,
+            |e, delay| {
+                metrics.inc("archiver_errors_total", &[("kind", "publish")], 1);
+                tracing::warn!(key, "publishing failed; retrying in {delay:?}: {e}");
+            },
+        )
+        .await;
+        let _ = std::fs::remove_file(&spooled.path);
+        Ok(result?)
+    }
+}
+
+impl ArchiveOutput {
+    pub fn new(store: ArchiveSink, metrics: Arc<Metrics>, settings: ShardSettings) -> Self {
+        Self {
+            io: Io {
+                store,
+                metrics,
+                settings,
+            },
+            open: None,
+            probed: false,
+            pending_gap: None,
+            spool_seq: 0,
+        }
+    }
+
+    fn open_size_estimate(&self) -> u64 {
+        self.open.as_ref().map_or(0, |o| {
+            o.writer.as_ref().map_or(0, SpoolWriter::bytes_written)
+                + o.pending_bytes as u64 / COMPRESSION_GUESS
+        })
+    }
+
+    /// Encodes the pending rows into a row group of the spool file, off the async workers.
+    async fn encode_pending(&mut self, cp: &Checkpointer) -> Result<(), ShardError> {
+        let Some(open) = self.open.as_mut() else {
+            return Ok(());
+        };
+        if open.pending.is_empty() {
+            return Ok(());
+        }
+        let writer = match open.writer.take() {
+            Some(w) => w,
+            None => {
+                self.spool_seq += 1;
+                let lease = cp.lease();
+                let path = self.io.settings.spool_dir.join(format!(
+                    "{}_{}_{}.parquet.spool",
+                    lease.table, lease.shard, self.spool_seq
+                ));
+                SpoolWriter::create(&path)?
+            }
+        };
+        let rows = std::mem::take(&mut open.pending);
+        open.pending_bytes = 0;
+        let slot = self.io.settings.budgets.encode_slot().await;
+        let (writer, result) = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let mut writer = writer;
+            let r = writer.write(&rows, crate::clock::now_ms());
+            (writer, r)
+        })
+        .await
+        .expect("encoding does not panic");
+        open.writer = Some(writer);
+        result?;
+        Ok(())
+    }
+
+    /// Metadata every file of this shard carries: who it is, the chain link to the file before it
+    /// (from the lease), and the pending gap (consumed).
+    fn base_metadata(&mut self, cp: &Checkpointer) -> Vec<(String, String)> {
+        let lease = cp.lease();
+        let parents = lease
+            .parents
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut kv = vec![
+            (meta::TABLE.into(), lease.table.to_string()),
+            (meta::STREAM_ARN.into(), lease.stream.to_string()),
+            (meta::SHARD_ID.into(), lease.shard.to_string()),
+            (meta::PARENT_SHARD_ID.into(), parents),
+            (meta::SCHEMA_VERSION.into(), SCHEMA_VERSION.into()),
+            (meta::LAYOUT_VERSION.into(), layout::LAYOUT_VERSION.into()),
+            (
+                meta::ARCHIVER_VERSION.into(),
+                env!("CARGO_PKG_VERSION").into(),
+            ),
+        ];
+        match lease.last_file_sha256 {
+            Some(sha) => {
+                kv.push((meta::PREVIOUS_SHA256.into(), hex::encode(sha)));
+                if let Some(key) = &lease.last_file_key {
+                    kv.push((meta::PREVIOUS_FILE.into(), key.clone()));
+                }
+            }
+            None => kv.push((
+                meta::START_POSITION.into(),
+                match &lease.checkpoint {
+                    Checkpoint::TrimHorizon => "TRIM_HORIZON".into(),
+                    Checkpoint::Latest => "LATEST".into(),
+                    Checkpoint::At(s) => format!("AFTER_SEQUENCE_NUMBER:{s}"),
+                    Checkpoint::ShardEnd => "SHARD_END".into(),
+                },
+            )),
+        }
+        if let Some(gap) = self.pending_gap.take() {
+            kv.push((meta::GAP_AFTER_SEQUENCE.into(), gap));
+        }
+        kv
+    }
+
+    /// Makes a file found in the archive the chain's latest file: it must be this shard's and
+    /// begin at `first` (the position its key names), and the checkpoint moves to its last
+    /// record with its stored hash. Returns that last record.
+    async fn adopt(
+        &mut self,
+        found: &StoredFile,
+        first: &SequenceNumber,
+        cp: &mut Checkpointer,
+    ) -> Result<SequenceNumber, ShardError> {
+        let lease = cp.lease();
+        let stated = |k: &str| found.meta(k).and_then(|v| SequenceNumber::parse(v).ok());
+        let last = match (stated(meta::FIRST_SEQUENCE), stated(meta::LAST_SEQUENCE)) {
+            (Some(f), Some(l))
+                if &f == first
+                    && l >= f
+                    && found.meta(meta::SHARD_ID) == Some(lease.shard.as_str())
+                    && found.meta(meta::LAYOUT_VERSION) == Some(layout::LAYOUT_VERSION) =>
+            {
+                l
+            }
+            _ => {
+                return Err(ShardError::Archive(format!(
+                    "{} is where shard {}'s file from sequence number {first} belongs, but its footer does not describe such a file (layout {}, shard {}, first {}, last {}); move it out of the archive",
+                    found.key,
+                    lease.shard,
+                    found.meta(meta::LAYOUT_VERSION).unwrap_or("1"),
+                    found.meta(meta::SHARD_ID).unwrap_or("?"),
+                    found.meta(meta::FIRST_SEQUENCE).unwrap_or("?"),
+                    found.meta(meta::LAST_SEQUENCE).unwrap_or("?"),
+                )))
+            }
+        };
+        cp.commit(Checkpoint::At(last.clone()), Some((&found.key, found.sha256)))
+            .await?;
+        self.probed = false;
+        Ok(last)
+    }
+
+    /// Before the first row of a file that starts a chain anew (after a start, an adoption or a
+    /// trim): the file another writer may already have put at this position is adopted instead.
+    /// Returns where to read from when one was.
+    async fn follow_existing(
+        &mut self,
+        row: &ChangeRecord,
+        seq: &SequenceNumber,
+        cp: &mut Checkpointer,
+    ) -> Result<Option<Position>, ShardError> {
+        let lease = cp.lease();
+        let dt = dt_of_millis(row.event_time_ms);
+        let key = layout::stream_file_key(&lease.table, &dt, &lease.shard, seq);
+        if let Some(found) = self.io.probe(&key).await? {
+            let last = self.adopt(&found, seq, cp).await?;
+            tracing::info!(table = %cp.lease().table, shard = %cp.lease().shard, file = %key, "the archive holds the file at this position already (written before a restart or by another worker); following the chain from it");
+            self.io.metrics.inc(
+                "archiver_files_adopted_total",
+                &[("table", cp.lease().table.as_str())],
+                1,
+            );
+            return Ok(Some(Position::After(last)));
+        }
+        if self.pending_gap.is_some() {
+            if let Some(found) = self.io.listed_past_checkpoint(&dt, seq, cp).await? {
+                let first = match layout::parse_key(&found.key) {
+                    ArchiveKey::Stream { first, .. } => first,
+                    _ => unreachable!("listed keys are stream files"),
+                };
+                let last = self.adopt(&found, &first, cp).await?;
+                tracing::info!(table = %cp.lease().table, shard = %cp.lease().shard, file = %found.key, "after trimmed records, the archive holds a file past the checkpoint; the gap begins after it");
+                self.pending_gap = Some(last.to_string());
+                if last >= *seq {
+                    return Ok(Some(Position::After(last)));
+                }
+            }
+        }
+        self.probed = true;
+        Ok(None)
+    }
+
+    /// Publishes the open file (if it holds rows) and checkpoints its last record, or adopts the
+    /// file another writer published at the same position.
+    async fn publish_open(&mut self, cp: &mut Checkpointer) -> Result<Flow, ShardError> {
+        if self.open.is_none() {
+            return Ok(Flow::Continue);
+        }
+        self.encode_pending(cp).await?;
+        let open = self.open.take().expect("checked above");
+        let writer = open.writer.expect("encode_pending created the writer");
+        let rows = writer.rows();
+        let mut kv = self.base_metadata(cp);
+        kv.push((meta::FIRST_SEQUENCE.into(), open.first.to_string()));
+        kv.push((meta::LAST_SEQUENCE.into(), open.last.to_string()));
+        kv.push((meta::RECORD_COUNT.into(), rows.to_string()));
+        let spooled = self.io.finish(writer, kv).await?;
+        let lease = cp.lease();
+        let key = layout::stream_file_key(&lease.table, &open.dt, &lease.shard, &open.first);
+        let started = Instant::now();
+        let published = self.io.publish(&key, &spooled).await?;
+        let table = lease.table.clone();
+        let labels = [("table", table.as_str())];
+        match published {
+            Published::Created => {
+                self.io.metrics.inc("archiver_files_written_total", &labels, 1);
+                self.io.metrics
+                    .inc("archiver_bytes_written_total", &labels, spooled.size_bytes);
+                self.io.metrics
+                    .inc("archiver_records_written_total", &labels, spooled.rows);
+            }
+            // Our own earlier attempt landed and its answer was lost: the same bytes.
+            Published::AlreadyExisted { sha256 } if sha256 == spooled.sha256 => {}
+            Published::AlreadyExisted { .. } => {
+                self.io.metrics
+                    .inc("archiver_publish_conflicts_total", &labels, 1);
+                let found = self.io.probe(&key).await?.ok_or_else(|| {
+                    ShardError::Archive(format!("{key} was there a moment ago and is gone: something deletes archive files"))
+                })?;
+                let last = self.adopt(&found, &open.first, cp).await?;
+                tracing::info!(table = %table, shard = %cp.lease().shard, key, ours = %open.last, theirs = %last, "another writer published this position first (a worker that lost or took this shard's lease); adopted its file");
+                return Ok(if last == open.last {
+                    Flow::Continue
+                } else {
+                    Flow::ReadFrom(Position::After(last))
+                });
+            }
+        }
+        failpoint_after_publish();
+        cp.commit(Checkpoint::At(open.last.clone()), Some((&key, spooled.sha256)))
+            .await?;
+        self.probed = true;
+        self.io.metrics
+            .add_seconds("archiver_flush_seconds_sum", started.elapsed());
+        self.io.metrics.inc("archiver_flush_seconds_count", &[], 1);
+        tracing::debug!(table = %table, shard = %cp.lease().shard, key, rows = spooled.rows, bytes = spooled.size_bytes, waited_ms = open.since.elapsed().as_millis() as u64, "file published and checkpointed");
+        Ok(Flow::Continue)
+    }
+}
+
+impl Output for ArchiveOutput {
+    fn start_position(&self, cp: &Checkpointer) -> Position {
+        match &cp.lease().checkpoint {
+            Checkpoint::TrimHorizon => Position::TrimHorizon,
+            Checkpoint::Latest => Position::Latest,
+            Checkpoint::At(s) => Position::After(s.clone()),
+            Checkpoint::ShardEnd => unreachable!("finished shards are not started"),
+        }
+    }
+
+    async fn push(
+        &mut self,
+        rows: Vec<ChangeRecord>,
+        cp: &mut Checkpointer,
+    ) -> Result<Flow, ShardError> {
+        for row in rows {
+            let Some(seq) = row.sequence_number.clone() else {
+                return Err(ShardError::Archive(
+                    "a stream record without a sequence number".into(),
+                ));
+            };
+            let dt = dt_of_millis(row.event_time_ms);
+            // A file holds one `dt` partition: a new day publishes what is open first.
+            if self.open.as_ref().is_some_and(|o| o.dt != dt) {
+                if let flow @ Flow::ReadFrom(_) = self.publish_open(cp).await? {
+                    return Ok(flow);
+                }
+            }
+            if self.open.is_none() && !self.probed {
+                if let Some(from) = self.follow_existing(&row, &seq, cp).await? {
+                    return Ok(Flow::ReadFrom(from));
+                }
+            }
+            let open = self.open.get_or_insert_with(|| OpenFile {
+                writer: None,
+                dt,
+                first: seq.clone(),
+                last: seq.clone(),
+                pending: Vec::new(),
+                pending_bytes: 0,
+                since: Instant::now(),
+            });
+            open.last = seq;
+            open.pending_bytes += row.approx_bytes();
+            open.pending.push(row);
+            if open.pending_bytes >= self.io.settings.budgets.row_group_bytes() {
+                self.encode_pending(cp).await?;
+            }
+        }
+        if self.open_size_estimate() >= self.io.settings.flush_size_bytes {
+            return self.publish_open(cp).await;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn flush_deadline(&self) -> Option<Instant> {
+        self.open
+            .as_ref()
+            .map(|o| o.since + self.io.settings.flush_interval)
+    }
+
+    async fn flush(&mut self, cp: &mut Checkpointer) -> Result<Flow, ShardError> {
+        self.publish_open(cp).await
+    }
+
+    async fn gap(&mut self, gap: Gap, cp: &mut Checkpointer) -> Result<Flow, ShardError> {
+        // The gap lies between what is open now and what comes next: no file spans it.
+        let flow = self.publish_open(cp).await?;
+        let Gap::Trimmed { after } = gap;
+        self.pending_gap = Some(after.map_or_else(|| "none".to_owned(), |s| s.to_string()));
+        self.probed = false;
+        Ok(flow)
+    }
+
+    async fn end(&mut self, gone: bool, cp: &mut Checkpointer) -> Result<Flow, ShardError> {
+        // Gone: records between the last one read and the shard's end can no longer be read.
+        let gap = gone.then(|| {
+            self.open
+                .as_ref()
+                .map(|o| o.last.to_string())
+                .or_else(|| match &cp.lease().checkpoint {
+                    Checkpoint::At(s) => Some(s.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "none".into())
+        });
+        if let Some(after) = &gap {
+            tracing::error!(table = %cp.lease().table, shard = %cp.lease().shard, gap_after = %after, "RECORDS MAY BE LOST: the shard expired from the stream before it was read to its end");
+        }
+        // The last records get an ordinary file; the end is always its own marker.
+        if let flow @ Flow::ReadFrom(_) = self.publish_open(cp).await? {
+            return Ok(flow);
+        }
+        if gap.is_some() {
+            self.pending_gap = gap;
+        }
+        self.spool_seq += 1;
+        let lease = cp.lease();
+        let path = self.io.settings.spool_dir.join(format!(
+            "{}_{}_{}.end.spool",
+            lease.table, lease.shard, self.spool_seq
+        ));
+        let key = layout::end_marker_key(&lease.table, &lease.shard);
+        let writer = SpoolWriter::create(&path)?;
+        let mut kv = self.base_metadata(cp);
+        kv.push((meta::RECORD_COUNT.into(), "0".into()));
+        kv.push((meta::SHARD_END.into(), "true".into()));
+        if let Checkpoint::At(s) = &cp.lease().checkpoint {
+            kv.push((meta::LAST_SEQUENCE.into(), s.to_string()));
+        }
+        let spooled = self.io.finish(writer, kv).await?;
+        // Already there: another writer (or this one before a restart) ended the shard; the
+        // chain before the marker is the same one, so its marker is as good as ours.
+        let sha = self.io.publish(&key, &spooled).await?.stored_sha256(spooled.sha256);
+        cp.commit(Checkpoint::ShardEnd, Some((&key, sha))).await?;
+        self.io.metrics.inc(
+            "archiver_shards_finished_total",
+            &[("table", cp.lease().table.as_str())],
+            1,
+        );
+        Ok(Flow::Continue)
+    }
+
+    fn discard(&mut self) {
+        if let Some(open) = self.open.take() {
+            if let Some(w) = open.writer {
+                let _ = std::fs::remove_file(w.path());
+            }
+        }
+    }
+}
+
+/// Test hook for crash tests: with `ARCHIVER_FAILPOINT_ABORT_AFTER_PUBLISH=N`, the process aborts
+/// (no cleanup, like `kill -9`) right after its N-th published file, before the checkpoint. Inert
+/// unless the variable is set.
+fn failpoint_after_publish() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let limit = LIMIT.get_or_init(|| {
+        std::env::var("ARCHIVER_FAILPOINT_ABORT_AFTER_PUBLISH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(n) = limit {
+        if COUNT.fetch_add(1, Ordering::SeqCst) + 1 >= *n {
+            eprintln!("failpoint: aborting after a publish, before its checkpoint");
+            std::process::abort();
+        }
+    }
+}
