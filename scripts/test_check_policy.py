@@ -246,7 +246,7 @@ class CheckPolicyExitStatus(unittest.TestCase):
                 with self.subTest(sid):
                     cut = cut_statement(text, sid)
                     self.assertNotIn(f"Sid: {sid}\n", cut)
-                    self.assertEqual(len(text.splitlines()) - len(cut.splitlines()) > 5, True, f"{sid}: too little cut")
+                    self.assertGreater(len(text.splitlines()) - len(cut.splitlines()), 5, f"{sid}: too little cut")
                     path = Path(tmp) / f"without-{sid}.yaml"
                     path.write_text(cut)
                     run = subprocess.run(

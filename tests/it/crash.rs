@@ -1,6 +1,7 @@
 //! Crashes at the worst moment: the process aborts (no cleanup, as with `kill -9`) right after a
 //! file is published and before its checkpoint, again and again while writes go on. A restarted
-//! worker must find the unacknowledged file and resume after it: nothing lost, nothing twice.
+//! worker must find the unacknowledged file (at the key of its first unread record) and resume
+//! after it: nothing lost, nothing twice.
 
 use crate::stream_archive::{assert_exactly_once_in_order, workload};
 use crate::support::*;
@@ -68,7 +69,7 @@ async fn abort_between_publish_and_checkpoint_duplicates_nothing() {
     logs.push_str(&a.log_text());
     assert_exactly_once_in_order(&stack, "payments", &read_archive(&archive), &written).await;
     assert!(
-        logs.contains("holds a file past the checkpoint"),
+        logs.contains("the archive holds the file at this position"),
         "a restart found the unacknowledged file and resumed after it"
     );
 }

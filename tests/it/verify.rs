@@ -36,14 +36,15 @@ fn stream_files(archive: &Path) -> BTreeMap<String, Vec<PathBuf>> {
     let mut by_shard: BTreeMap<String, Vec<(u128, PathBuf)>> = BTreeMap::new();
     for p in archive_files(archive) {
         let name = p.file_name().unwrap().to_str().unwrap().to_owned();
-        if name.starts_with("snapshot-") || name.ends_with("_end.parquet") {
+        let in_ends = p.parent().unwrap().file_name().unwrap() == "_ends";
+        if name.starts_with("snapshot-") || in_ends {
             continue;
         }
+        // Layout 2: `<shard>_<first>.parquet`.
         let stem = name.trim_end_matches(".parquet");
-        let mut parts = stem.rsplitn(3, '_');
-        let _last = parts.next().unwrap();
-        let first: u128 = parts.next().unwrap().parse().unwrap();
-        let shard = parts.next().unwrap().to_owned();
+        let (shard, first) = stem.rsplit_once('_').unwrap();
+        let first: u128 = first.parse().unwrap();
+        let shard = shard.to_owned();
         by_shard.entry(shard).or_default().push((first, p));
     }
     by_shard
