@@ -63,8 +63,7 @@ where
     loop {
         match op().await {
             Err(e)
-                if retryable(&e)
-                    && max_attempts.is_none_or(|max| backoff.attempts() + 1 < max) =>
+                if retryable(&e) && max_attempts.is_none_or(|max| backoff.attempts() + 1 < max) =>
             {
                 let delay = backoff.next_delay();
                 on_retry(&e, delay);
@@ -106,7 +105,13 @@ mod tests {
             || {
                 calls += 1;
                 let n = calls;
-                async move { if n < 3 { Err("busy") } else { Ok(n) } }
+                async move {
+                    if n < 3 {
+                        Err("busy")
+                    } else {
+                        Ok(n)
+                    }
+                }
             },
             |e| *e == "busy",
             |_, _| retried += 1,
@@ -114,8 +119,14 @@ mod tests {
         .await;
         assert_eq!((r, retried), (Ok(3), 2));
 
-        let r: Result<u32, &str> =
-            retry(quick(), None, || async { Err("denied") }, |e| *e == "busy", |_, _| {}).await;
+        let r: Result<u32, &str> = retry(
+            quick(),
+            None,
+            || async { Err("denied") },
+            |e| *e == "busy",
+            |_, _| {},
+        )
+        .await;
         assert_eq!(r, Err("denied"), "a final error is returned at once");
 
         let mut calls = 0;

@@ -6,7 +6,7 @@
 //! Per table (dimension `Table`): `IteratorAgeSeconds` (the largest of its shards), `RecordsRead`
 //! and `RecordsWritten` (counts since the previous line). Once, without dimensions: `Errors`.
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -25,9 +25,9 @@ pub struct Totals {
 impl Totals {
     pub fn of(metrics: &Metrics) -> Self {
         Self {
-            read: metrics.totals_by("archiver_records_read_total", "table"),
-            written: metrics.totals_by("archiver_records_written_total", "table"),
-            errors: metrics.total("archiver_errors_total"),
+            read: metrics.totals_by(Metric::RecordsRead, "table"),
+            written: metrics.totals_by(Metric::RecordsWritten, "table"),
+            errors: metrics.total(Metric::Errors),
         }
     }
 }
@@ -120,12 +120,12 @@ mod tests {
     #[test]
     fn lines_carry_per_interval_counts_and_the_largest_age() {
         let m = Metrics::default();
-        m.inc("archiver_records_read_total", &[("table", "users")], 10);
-        m.inc("archiver_records_written_total", &[("table", "users")], 4);
-        m.inc("archiver_errors_total", &[("kind", "publish")], 2);
+        m.inc(Metric::RecordsRead, &[("table", "users")], 10);
+        m.inc(Metric::RecordsWritten, &[("table", "users")], 4);
+        m.inc(Metric::Errors, &[("kind", "publish")], 2);
         let first = Totals::of(&m);
-        m.inc("archiver_records_read_total", &[("table", "users")], 5);
-        m.inc("archiver_errors_total", &[("kind", "checkpoint")], 1);
+        m.inc(Metric::RecordsRead, &[("table", "users")], 5);
+        m.inc(Metric::Errors, &[("kind", "checkpoint")], 1);
         let second = Totals::of(&m);
         let ages = BTreeMap::from([("users".to_owned(), 42.5)]);
         let tables = vec!["users".to_owned(), "orders".to_owned()];

@@ -10,40 +10,82 @@ use std::time::{Duration, Instant};
 
 type Labels = Vec<(String, String)>;
 
-/// Every metric the worker exports, with its help text.
-pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
-    ("archiver_records_read_total", "counter", "Stream records read, per table."),
-    ("archiver_get_records_pages_total", "counter", "GetRecords pages read, per table and decoder: `direct` (the body straight into rows) or `sdk` (a body the direct decoder declined, read by the SDK)."),
-    ("archiver_records_written_total", "counter", "Records made durable, per table: in published archive files, or (Firehose output) acknowledged by Firehose."),
-    ("archiver_files_written_total", "counter", "Archive files published, per table."),
-    ("archiver_bytes_written_total", "counter", "Bytes of archive files published (Firehose output: bytes of records acknowledged), per table."),
-    ("archiver_files_already_present_total", "counter", "Files whose name already existed in the archive (a repeated write after a restart), per table."),
-    ("archiver_checkpoints_total", "counter", "Checkpoints written to the lease table, per table."),
-    ("archiver_trimmed_gaps_total", "counter", "Ranges of records trimmed from the stream before they were archived (data loss to investigate), per table and shard."),
-    ("archiver_expired_iterators_total", "counter", "Shard iterators that expired and were reopened, per table."),
-    ("archiver_errors_total", "counter", "Errors by kind (each retried unless the worker stops)."),
-    ("archiver_shards_finished_total", "counter", "Shards read to their end, per table."),
-    ("archiver_shards_owned", "gauge", "Shards this worker is reading (leases held), per table."),
-    ("archiver_leases_taken_total", "counter", "Leases acquired, per table and how (create, take)."),
-    ("archiver_leases_steal_requests_total", "counter", "Leases asked of a busier worker to balance the load, per table."),
-    ("archiver_leases_lost_total", "counter", "Leases found owned by another worker at renewal, per table."),
-    ("archiver_lease_renewal_failures_total", "counter", "Lease renewals that failed (throttling, errors), per table."),
-    ("archiver_iterator_age_seconds", "gauge", "Now minus the creation time of the newest record read, per shard (absent once a read finds the shard caught up)."),
-    ("archiver_flush_seconds_sum", "counter", "Total seconds spent publishing and checkpointing files."),
-    ("archiver_flush_seconds_count", "counter", "Number of flushes (files published and checkpointed)."),
-    ("archiver_firehose_records_total", "counter", "Firehose records acknowledged (each packs many JSON lines), per table."),
-    ("archiver_firehose_bytes_total", "counter", "Bytes of Firehose records acknowledged, per table."),
-    ("archiver_firehose_billed_bytes_total", "counter", "Billed-size estimate of the Firehose records acknowledged (each rounded up to 5 KB), per table."),
-    ("archiver_firehose_calls_total", "counter", "PutRecordBatch calls made (retries included), per table."),
-    ("archiver_firehose_retries_total", "counter", "PutRecordBatch calls repeated for failed entries or a failed call, per table."),
-    ("archiver_firehose_failed_entries_total", "counter", "Entries Firehose refused inside an accepted call (sent again), per table and error code."),
-    ("archiver_firehose_overflow_objects_total", "counter", "Records too big for one Firehose record, written whole to --overflow-archive."),
-];
+/// Whether a metric only goes up or is set to a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// Declares [`Metric`]: one variant per exported metric, with its name, kind and help text, so a
+/// metric that is not declared here cannot be updated (a misspelt name does not compile).
+macro_rules! metrics {
+    ($($variant:ident => ($name:literal, $kind:ident, $help:literal),)*) => {
+        /// Every metric the worker exports.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Metric {
+            $($variant,)*
+        }
+
+        impl Metric {
+            /// In the order `/metrics` renders them.
+            pub const ALL: &'static [Metric] = &[$(Metric::$variant,)*];
+
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Metric::$variant => $name,)*
+                }
+            }
+
+            pub const fn kind(self) -> Kind {
+                match self {
+                    $(Metric::$variant => Kind::$kind,)*
+                }
+            }
+
+            pub const fn help(self) -> &'static str {
+                match self {
+                    $(Metric::$variant => $help,)*
+                }
+            }
+        }
+    };
+}
+
+metrics! {
+    RecordsRead => ("archiver_records_read_total", Counter, "Stream records read, per table."),
+    GetRecordsPages => ("archiver_get_records_pages_total", Counter, "GetRecords pages read, per table and decoder: `direct` (the body straight into rows) or `sdk` (a body the direct decoder declined, read by the SDK)."),
+    RecordsWritten => ("archiver_records_written_total", Counter, "Records made durable, per table: in published archive files, or (Firehose output) acknowledged by Firehose."),
+    FilesWritten => ("archiver_files_written_total", Counter, "Archive files published, per table."),
+    BytesWritten => ("archiver_bytes_written_total", Counter, "Bytes of archive files published (Firehose output: bytes of records acknowledged), per table."),
+    PublishConflicts => ("archiver_publish_conflicts_total", Counter, "Publishes that found their key taken by another writer of the same shard (a worker that lost or took its lease) and adopted that file instead, per table."),
+    FilesAdopted => ("archiver_files_adopted_total", Counter, "Files found in the archive at the position a writer was about to write (after a restart or a takeover) and adopted as the shard's latest file, per table."),
+    Checkpoints => ("archiver_checkpoints_total", Counter, "Checkpoints written to the lease table, per table."),
+    TrimmedGaps => ("archiver_trimmed_gaps_total", Counter, "Ranges of records trimmed from the stream before they were archived (data loss to investigate), per table and shard."),
+    ExpiredIterators => ("archiver_expired_iterators_total", Counter, "Shard iterators that expired and were reopened, per table."),
+    Errors => ("archiver_errors_total", Counter, "Errors by kind (each retried unless the worker stops)."),
+    ShardsFinished => ("archiver_shards_finished_total", Counter, "Shards read to their end, per table."),
+    ShardsOwned => ("archiver_shards_owned", Gauge, "Shards this worker is reading (leases held), per table."),
+    LeasesTaken => ("archiver_leases_taken_total", Counter, "Leases acquired, per table and how (create, take)."),
+    LeasesStealRequests => ("archiver_leases_steal_requests_total", Counter, "Leases asked of a busier worker to balance the load, per table."),
+    LeasesLost => ("archiver_leases_lost_total", Counter, "Leases found owned by another worker at renewal, per table."),
+    LeaseRenewalFailures => ("archiver_lease_renewal_failures_total", Counter, "Lease renewals that failed (throttling, errors), per table."),
+    IteratorAgeSeconds => ("archiver_iterator_age_seconds", Gauge, "Now minus the creation time of the newest record read, per shard (absent once a read finds the shard caught up)."),
+    FlushSecondsSum => ("archiver_flush_seconds_sum", Counter, "Total seconds spent publishing and checkpointing files."),
+    FlushSecondsCount => ("archiver_flush_seconds_count", Counter, "Number of flushes (files published and checkpointed)."),
+    FirehoseRecords => ("archiver_firehose_records_total", Counter, "Firehose records acknowledged (each packs many JSON lines), per table."),
+    FirehoseBytes => ("archiver_firehose_bytes_total", Counter, "Bytes of Firehose records acknowledged, per table."),
+    FirehoseBilledBytes => ("archiver_firehose_billed_bytes_total", Counter, "Billed-size estimate of the Firehose records acknowledged (each rounded up to 5 KB), per table."),
+    FirehoseCalls => ("archiver_firehose_calls_total", Counter, "PutRecordBatch calls made (retries included), per table."),
+    FirehoseRetries => ("archiver_firehose_retries_total", Counter, "PutRecordBatch calls repeated for failed entries or a failed call, per table."),
+    FirehoseFailedEntries => ("archiver_firehose_failed_entries_total", Counter, "Entries Firehose refused inside an accepted call (sent again), per table and error code."),
+    FirehoseOverflowObjects => ("archiver_firehose_overflow_objects_total", Counter, "Records too big for one Firehose record, written whole to --overflow-archive."),
+}
 
 #[derive(Default)]
 struct State {
-    counters: BTreeMap<(&'static str, Labels), f64>,
-    gauges: BTreeMap<(&'static str, Labels), f64>,
+    counters: BTreeMap<(Metric, Labels), f64>,
+    gauges: BTreeMap<(Metric, Labels), f64>,
     /// Newest record creation time (ms) per shard, to compute the iterator age at render time.
     newest_record_ms: BTreeMap<(String, String), i64>,
     /// Last successful GetRecords per shard owned: what `/healthz` checks.
@@ -73,7 +115,7 @@ impl Metrics {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn inc(&self, name: &'static str, pairs: &[(&str, &str)], by: u64) {
+    pub fn inc(&self, name: Metric, pairs: &[(&str, &str)], by: u64) {
         *self
             .lock()
             .counters
@@ -81,16 +123,16 @@ impl Metrics {
             .or_default() += by as f64;
     }
 
-    pub fn add_seconds(&self, name: &'static str, d: Duration) {
+    pub fn add_seconds(&self, name: Metric, d: Duration) {
         *self.lock().counters.entry((name, Vec::new())).or_default() += d.as_secs_f64();
     }
 
-    pub fn set_gauge(&self, name: &'static str, pairs: &[(&str, &str)], value: f64) {
+    pub fn set_gauge(&self, name: Metric, pairs: &[(&str, &str)], value: f64) {
         self.lock().gauges.insert((name, labels(pairs)), value);
     }
 
     /// A counter summed over all its label sets (for the summary line at exit).
-    pub fn total(&self, name: &'static str) -> f64 {
+    pub fn total(&self, name: Metric) -> f64 {
         self.lock()
             .counters
             .iter()
@@ -100,7 +142,7 @@ impl Metrics {
     }
 
     /// A counter summed per value of one of its labels (for CloudWatch EMF, see `emf`).
-    pub fn totals_by(&self, name: &'static str, label: &str) -> BTreeMap<String, f64> {
+    pub fn totals_by(&self, name: Metric, label: &str) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
         for ((n, l), v) in &self.lock().counters {
             if *n == name {
@@ -163,17 +205,17 @@ impl Metrics {
         let s = self.lock();
         let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         let mut out = String::new();
-        for (name, kind, help) in DESCRIPTIONS {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            let series = if *kind == "counter" {
-                &s.counters
-            } else {
-                &s.gauges
+        for &metric in Metric::ALL {
+            let (name, help) = (metric.name(), metric.help());
+            let (kind, series) = match metric.kind() {
+                Kind::Counter => ("counter", &s.counters),
+                Kind::Gauge => ("gauge", &s.gauges),
             };
-            for ((n, l), v) in series.iter().filter(|((n, _), _)| n == name) {
-                let _ = writeln!(out, "{n}{} {v}", render_labels(l));
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for ((_, l), v) in series.iter().filter(|((m, _), _)| *m == metric) {
+                let _ = writeln!(out, "{name}{} {v}", render_labels(l));
             }
-            if *name == "archiver_iterator_age_seconds" {
+            if metric == Metric::IteratorAgeSeconds {
                 for ((table, shard), t) in &s.newest_record_ms {
                     let age = ((now_ms as i64 - t).max(0) as f64) / 1000.0;
                     let l = labels(&[("table", table), ("shard", shard)]);
@@ -210,9 +252,9 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.inc("archiver_records_read_total", &[("table", "users")], 3);
-        m.inc("archiver_records_read_total", &[("table", "users")], 2);
-        m.set_gauge("archiver_shards_owned", &[("table", "a\"b")], 4.0);
+        m.inc(Metric::RecordsRead, &[("table", "users")], 3);
+        m.inc(Metric::RecordsRead, &[("table", "users")], 2);
+        m.set_gauge(Metric::ShardsOwned, &[("table", "a\"b")], 4.0);
         let text = m.render();
         assert!(
             text.contains("archiver_records_read_total{table=\"users\"} 5\n"),
@@ -223,8 +265,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE archiver_records_read_total counter"));
-        m.inc("archiver_records_read_total", &[("table", "orders")], 1);
-        assert_eq!(m.total("archiver_records_read_total"), 6.0);
+        m.inc(Metric::RecordsRead, &[("table", "orders")], 1);
+        assert_eq!(m.total(Metric::RecordsRead), 6.0);
     }
 
     #[test]

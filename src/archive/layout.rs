@@ -260,7 +260,10 @@ mod tests {
             days_between("2026-01-01", "2026-03-01", 2),
             vec!["2026-02-28", "2026-03-01"]
         );
-        assert_eq!(days_between("2026-01-02", "2026-01-01", 7), Vec::<String>::new());
+        assert_eq!(
+            days_between("2026-01-02", "2026-01-01", 7),
+            Vec::<String>::new()
+        );
         assert!(days_between("garbage", "2026-01-01", 3).is_empty());
     }
 
@@ -285,7 +288,10 @@ mod tests {
                 ArchiveKey::Foreign,
             ),
             ("users/dt=2026-11-21/.x.tmp".into(), ArchiveKey::Foreign),
-            ("users/dt=2026-11-21/notes.parquet".into(), ArchiveKey::Foreign),
+            (
+                "users/dt=2026-11-21/notes.parquet".into(),
+                ArchiveKey::Foreign,
+            ),
             ("users/elsewhere/s_1.parquet".into(), ArchiveKey::Foreign),
             ("s_1.parquet".into(), ArchiveKey::Foreign),
         ];

@@ -269,7 +269,10 @@ impl ArchiveSink {
     ) -> Result<Option<(Vec<u8>, Option<[u8; 32]>)>, SinkError> {
         match self {
             Self::S3(s) => s.read_object_if_exists(key, Some(n)).await,
-            Self::Local(s) => s.read_if_exists(key, Some(n)).await.map(|o| o.map(|b| (b, None))),
+            Self::Local(s) => s
+                .read_if_exists(key, Some(n))
+                .await
+                .map(|o| o.map(|b| (b, None))),
         }
     }
 

@@ -23,6 +23,21 @@ pub const MIN_PART_SIZE_BYTES: u64 = 5 << 20;
 pub const PART_SIZE_BYTES: u64 = 16 << 20;
 /// Files up to this size go up in one PutObject (fewer requests, same checksum guarantees).
 pub const SINGLE_PUT_MAX_BYTES: u64 = PART_SIZE_BYTES;
+
+/// The part size, which is also the largest single PutObject. Test hook:
+/// `ARCHIVER_TEST_PART_SIZE_BYTES` lowers it (to no less than S3's 5 MiB) so that tests make
+/// multipart uploads of a few MiB; inert unless set.
+fn part_size() -> u64 {
+    static SIZE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::env::var("ARCHIVER_TEST_PART_SIZE_BYTES")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(PART_SIZE_BYTES, |n| {
+                n.clamp(MIN_PART_SIZE_BYTES, PART_SIZE_BYTES)
+            })
+    })
+}
 /// User metadata key holding the file's SHA-256 (hex), so a later writer that finds the object
 /// already there learns its hash without downloading it.
 pub const SHA256_METADATA_KEY: &str = "sha256";
@@ -70,7 +85,7 @@ impl S3Sink {
     }
 
     pub async fn publish(&self, key: &str, file: &SpooledFile) -> Result<Published, SinkError> {
-        let result = if file.size_bytes <= SINGLE_PUT_MAX_BYTES {
+        let result = if file.size_bytes <= part_size().min(SINGLE_PUT_MAX_BYTES) {
             self.put_single(key, file).await
         } else {
             self.put_multipart(key, file).await
@@ -269,7 +284,7 @@ impl S3Sink {
         let mut offset = 0u64;
         let mut number = 1i32;
         while offset < file.size_bytes {
-            let len = PART_SIZE_BYTES.min(file.size_bytes - offset);
+            let len = part_size().min(file.size_bytes - offset);
             let sha = part_sha256(&file.path, offset, len)
                 .await
                 .map_err(|e| self.io_error(key, e))?;

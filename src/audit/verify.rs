@@ -133,7 +133,11 @@ pub fn verify_table(table: &str, files: &[FileFacts], since: Option<&str>) -> Re
             ArchiveKey::Stream { shard, first } => {
                 let stated = |key: &str| f.meta(key).and_then(|v| SequenceNumber::parse(v).ok());
                 let Some(last) = stated(meta::LAST_SEQUENCE) else {
-                    r.problem(&f.key, "name", "no valid last_sequence_number in its metadata");
+                    r.problem(
+                        &f.key,
+                        "name",
+                        "no valid last_sequence_number in its metadata",
+                    );
                     continue;
                 };
                 if stated(meta::FIRST_SEQUENCE).as_ref() != Some(first) {
@@ -544,9 +548,11 @@ mod tests {
         let mut early = file(A, 10, 20, None, "");
         early.key = early.key.replace("dt=2026-11-22", "dt=2026-11-21");
         let late = file(A, 30, 40, Some(&early), "");
-        assert!(verify_table("t", std::slice::from_ref(&late), Some("2026-11-22"))
-            .problems
-            .is_empty());
+        assert!(
+            verify_table("t", std::slice::from_ref(&late), Some("2026-11-22"))
+                .problems
+                .is_empty()
+        );
         assert!(!verify_table("t", &[late], None).problems.is_empty());
         // A predecessor inside the window is missing, not cut.
         assert!(!verify_table("t", &[a2, a3], Some("2026-11-22"))

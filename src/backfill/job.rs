@@ -7,8 +7,8 @@ use super::progress::{self, Labels, Progress};
 use super::scan::{self, TableInfo};
 use super::segment::{self, JobCtx, SegmentOutcome};
 use super::BackfillError;
-use crate::config::cli::ProgressMode;
 use crate::archive::{layout, ArchiveSink};
+use crate::config::cli::ProgressMode;
 use crate::types::TableName;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -96,11 +96,15 @@ pub async fn backfill_table(
     let markers = sink.list(&layout::backfill_dir(table)).await?;
     let started = match plan::choose_scan(&markers, settings.new_scan) {
         ScanChoice::Finished(id) => {
-            let marker: FinishedMarker = sink.read_json(&layout::backfill_finished_key(table, &id)).await?;
+            let marker: FinishedMarker = sink
+                .read_json(&layout::backfill_finished_key(table, &id))
+                .await?;
             return Ok(Outcome::AlreadyFinished(marker));
         }
         ScanChoice::Resume(id) => {
-            let marker: StartedMarker = sink.read_json(&layout::backfill_started_key(table, &id)).await?;
+            let marker: StartedMarker = sink
+                .read_json(&layout::backfill_started_key(table, &id))
+                .await?;
             if let Some(given) = settings.segments.filter(|n| *n != marker.segments) {
                 return Err(BackfillError::SegmentsMismatch {
                     table: table.clone(),
@@ -229,7 +233,9 @@ async fn start_scan(settings: &Settings, info: &TableInfo) -> Result<StartedMark
             Ok(marker)
         }
         // Another run started a scan in the same second: join it.
-        crate::archive::Published::AlreadyExisted { .. } => Ok(settings.sink.read_json(&key).await?),
+        crate::archive::Published::AlreadyExisted { .. } => {
+            Ok(settings.sink.read_json(&key).await?)
+        }
     }
 }
 
@@ -241,7 +247,9 @@ async fn segment_states(
     scan_id: &str,
     segments: u32,
 ) -> Result<Vec<(SegmentState, Option<[u8; 32]>)>, BackfillError> {
-    let keys = sink.list(&layout::snapshot_files_prefix(table, dt, scan_id)).await?;
+    let keys = sink
+        .list(&layout::snapshot_files_prefix(table, dt, scan_id))
+        .await?;
     let latest = plan::latest_files(&keys, scan_id);
     let mut out = vec![(SegmentState::FRESH, None); segments as usize];
     let mut reads = tokio::task::JoinSet::new();

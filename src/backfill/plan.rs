@@ -209,8 +209,15 @@ mod tests {
         );
         assert_eq!(parse_file_key(&key, "20261122T101500Z"), Some((3, 12)));
         assert_eq!(parse_file_key(&key, "20261122T101501Z"), None);
-        assert!(matches!(layout::parse_key(&key), ArchiveKey::Snapshot { .. }));
-        assert!(key.starts_with(&layout::snapshot_files_prefix(&t, "2026-11-22", "20261122T101500Z")));
+        assert!(matches!(
+            layout::parse_key(&key),
+            ArchiveKey::Snapshot { .. }
+        ));
+        assert!(key.starts_with(&layout::snapshot_files_prefix(
+            &t,
+            "2026-11-22",
+            "20261122T101500Z"
+        )));
     }
 
     #[test]

@@ -7,11 +7,11 @@ use super::plan::{self, SegmentState};
 use super::progress::Progress;
 use super::scan::{self, Item, Segment, TableInfo};
 use super::BackfillError;
+use crate::archive::{layout, ArchiveSink, Published};
 use crate::backoff::Backoff;
 use crate::encode::ddb_json::{decode_item, encode_item};
 use crate::encode::parquet::{meta, SpoolWriter, SCHEMA_VERSION};
 use crate::encode::record::{ChangeRecord, SNAPSHOT};
-use crate::archive::{layout, ArchiveSink, Published};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -328,7 +328,8 @@ async fn publish_file(
     if let Some(sha) = previous_sha {
         metadata.push((meta::PREVIOUS_SHA256.to_owned(), hex::encode(sha)));
         if let Some(n) = state.next_file.checked_sub(1) {
-            let previous = layout::snapshot_file_key(&ctx.table.name, &ctx.dt, &ctx.scan_id, index, n);
+            let previous =
+                layout::snapshot_file_key(&ctx.table.name, &ctx.dt, &ctx.scan_id, index, n);
             metadata.push((meta::PREVIOUS_FILE.to_owned(), previous));
         }
     }

@@ -2,11 +2,11 @@
 //! `keys` column's statistics in their footers, so only row groups that can hold the key are read.
 
 use super::CommandError;
+use crate::archive::layout::{dt_of_key, ArchiveKey};
+use crate::archive::ArchiveSink;
 use crate::audit::history::{self, Event, KeyQuery};
 use crate::config::HistoryConfig;
 use crate::encode::parquet::{event_time_column, string_column};
-use crate::archive::layout::{dt_of_key, ArchiveKey};
-use crate::archive::ArchiveSink;
 use arrow_array::{Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::statistics::Statistics;

@@ -2,7 +2,7 @@
 
 use super::CommandError;
 use crate::config::RunConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::pipeline::worker::{self, RunError};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -69,8 +69,8 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), C
         let _ = t.await;
     }
     tracing::info!(
-        records_written = metrics.total("archiver_records_written_total") as u64,
-        files_written = metrics.total("archiver_files_written_total") as u64,
+        records_written = metrics.total(Metric::RecordsWritten) as u64,
+        files_written = metrics.total(Metric::FilesWritten) as u64,
         "worker stopped"
     );
     result.map_err(|e: RunError| {

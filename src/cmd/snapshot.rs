@@ -4,12 +4,12 @@
 //! row group of the output.
 
 use super::CommandError;
+use crate::archive::layout::ArchiveKey;
 use crate::audit::history::order_key;
 use crate::audit::snapshot::{partition_of, KeyState, Row};
 use crate::config::SnapshotConfig;
 use crate::encode::parquet::{event_time_column, string_column};
 use crate::encode::parquet::{writer_properties, SpooledFile};
-use crate::archive::layout::ArchiveKey;
 use arrow_array::builder::{StringBuilder, TimestampMillisecondBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};

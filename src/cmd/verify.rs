@@ -2,11 +2,11 @@
 //! and reports what does not hold. Exit 0 only when every check passes.
 
 use super::CommandError;
+use crate::archive::layout::{dt_of_key, parse_key, ArchiveKey};
+use crate::archive::ArchiveSink;
 use crate::audit::facts::{read_facts, FileFacts};
 use crate::audit::verify::{render_text, verify_table, Report};
 use crate::config::VerifyConfig;
-use crate::archive::layout::{dt_of_key, parse_key, ArchiveKey};
-use crate::archive::ArchiveSink;
 
 /// Files read at once.
 const READS_IN_FLIGHT: usize = 8;

@@ -6,10 +6,10 @@
 
 use super::manifest::{DataFile, ExportType, Summary};
 use super::ExportError;
+use crate::archive::layout::dt_of_millis;
 use crate::encode::ddb_json::{decode_item_value, encode_item};
 use crate::encode::parquet::{meta, SpoolWriter, SpooledFile, SCHEMA_VERSION};
 use crate::encode::record::{ChangeRecord, SNAPSHOT};
-use crate::archive::layout::dt_of_millis;
 use crate::types::TableName;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -22,7 +22,7 @@ use crate::backoff::{retry, Backoff};
 use crate::encode::parquet::{meta, SpoolWriter, SpooledFile, WriteError, SCHEMA_VERSION};
 use crate::encode::record::ChangeRecord;
 use crate::leases::Checkpoint;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::stream::api::Position;
 use crate::types::SequenceNumber;
 use std::sync::Arc;
@@ -98,8 +98,11 @@ impl Io {
             || store.probe(key),
             SinkError::is_retryable,
             |e, delay| {
-                metrics.inc("archiver_errors_total", &[("kind", "probe")], 1);
-                tracing::warn!(key, "reading an archive file's footer failed; retrying in {delay:?}: {e}");
+                metrics.inc(Metric::Errors, &[("kind", "probe")], 1);
+                tracing::warn!(
+                    key,
+                    "reading an archive file's footer failed; retrying in {delay:?}: {e}"
+                );
             },
         )
         .await?)
@@ -158,7 +161,7 @@ impl Io {
             || store.publish(key, spooled),
             SinkError::is_retryable,
             |e, delay| {
-                metrics.inc("archiver_errors_total", &[("kind", "publish")], 1);
+                metrics.inc(Metric::Errors, &[("kind", "publish")], 1);
                 tracing::warn!(key, "publishing failed; retrying in {delay:?}: {e}");
             },
         )
@@ -303,8 +306,11 @@ impl ArchiveOutput {
                 )))
             }
         };
-        cp.commit(Checkpoint::At(last.clone()), Some((&found.key, found.sha256)))
-            .await?;
+        cp.commit(
+            Checkpoint::At(last.clone()),
+            Some((&found.key, found.sha256)),
+        )
+        .await?;
         self.probed = false;
         Ok(last)
     }
@@ -325,7 +331,7 @@ impl ArchiveOutput {
             let last = self.adopt(&found, seq, cp).await?;
             tracing::info!(table = %cp.lease().table, shard = %cp.lease().shard, file = %key, "the archive holds the file at this position already (written before a restart or by another worker); following the chain from it");
             self.io.metrics.inc(
-                "archiver_files_adopted_total",
+                Metric::FilesAdopted,
                 &[("table", cp.lease().table.as_str())],
                 1,
             );
@@ -372,19 +378,22 @@ impl ArchiveOutput {
         let labels = [("table", table.as_str())];
         match published {
             Published::Created => {
-                self.io.metrics.inc("archiver_files_written_total", &labels, 1);
-                self.io.metrics
-                    .inc("archiver_bytes_written_total", &labels, spooled.size_bytes);
-                self.io.metrics
-                    .inc("archiver_records_written_total", &labels, spooled.rows);
+                self.io.metrics.inc(Metric::FilesWritten, &labels, 1);
+                self.io
+                    .metrics
+                    .inc(Metric::BytesWritten, &labels, spooled.size_bytes);
+                self.io
+                    .metrics
+                    .inc(Metric::RecordsWritten, &labels, spooled.rows);
             }
             // Our own earlier attempt landed and its answer was lost: the same bytes.
             Published::AlreadyExisted { sha256 } if sha256 == spooled.sha256 => {}
             Published::AlreadyExisted { .. } => {
-                self.io.metrics
-                    .inc("archiver_publish_conflicts_total", &labels, 1);
+                self.io.metrics.inc(Metric::PublishConflicts, &labels, 1);
                 let found = self.io.probe(&key).await?.ok_or_else(|| {
-                    ShardError::Archive(format!("{key} was there a moment ago and is gone: something deletes archive files"))
+                    ShardError::Archive(format!(
+                        "{key} was there a moment ago and is gone: something deletes archive files"
+                    ))
                 })?;
                 let last = self.adopt(&found, &open.first, cp).await?;
                 tracing::info!(table = %table, shard = %cp.lease().shard, key, ours = %open.last, theirs = %last, "another writer published this position first (a worker that lost or took this shard's lease); adopted its file");
@@ -396,12 +405,16 @@ impl ArchiveOutput {
             }
         }
         failpoint_after_publish();
-        cp.commit(Checkpoint::At(open.last.clone()), Some((&key, spooled.sha256)))
-            .await?;
+        cp.commit(
+            Checkpoint::At(open.last.clone()),
+            Some((&key, spooled.sha256)),
+        )
+        .await?;
         self.probed = true;
-        self.io.metrics
-            .add_seconds("archiver_flush_seconds_sum", started.elapsed());
-        self.io.metrics.inc("archiver_flush_seconds_count", &[], 1);
+        self.io
+            .metrics
+            .add_seconds(Metric::FlushSecondsSum, started.elapsed());
+        self.io.metrics.inc(Metric::FlushSecondsCount, &[], 1);
         tracing::debug!(table = %table, shard = %cp.lease().shard, key, rows = spooled.rows, bytes = spooled.size_bytes, waited_ms = open.since.elapsed().as_millis() as u64, "file published and checkpointed");
         Ok(Flow::Continue)
     }
@@ -520,10 +533,14 @@ impl Output for ArchiveOutput {
         let spooled = self.io.finish(writer, kv).await?;
         // Already there: another writer (or this one before a restart) ended the shard; the
         // chain before the marker is the same one, so its marker is as good as ours.
-        let sha = self.io.publish(&key, &spooled).await?.stored_sha256(spooled.sha256);
+        let sha = self
+            .io
+            .publish(&key, &spooled)
+            .await?
+            .stored_sha256(spooled.sha256);
         cp.commit(Checkpoint::ShardEnd, Some((&key, sha))).await?;
         self.io.metrics.inc(
-            "archiver_shards_finished_total",
+            Metric::ShardsFinished,
             &[("table", cp.lease().table.as_str())],
             1,
         );

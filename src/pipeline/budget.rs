@@ -105,7 +105,11 @@ mod tests {
     #[test]
     fn shares_shrink_with_the_shards_running_within_bounds() {
         let b = Budgets::new();
-        assert_eq!(b.row_group_bytes(), ROW_GROUP_BYTES, "alone: a full row group");
+        assert_eq!(
+            b.row_group_bytes(),
+            ROW_GROUP_BYTES,
+            "alone: a full row group"
+        );
         assert_eq!(b.read_ahead(), READ_AHEAD_PAGES);
         let held: Vec<RunningShard> = (0..MANY_SHARDS).map(|_| b.count_running()).collect();
         assert_eq!(b.row_group_bytes(), PENDING_BUDGET_BYTES / MANY_SHARDS);

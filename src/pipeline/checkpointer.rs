@@ -5,7 +5,7 @@
 use super::shard_task::ShardError;
 use crate::backoff::{retry, Backoff};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseStore};
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ impl Checkpointer {
                 Err(e) if e.is_retryable() => {
                     let delay = backoff.next_delay();
                     self.metrics
-                        .inc("archiver_errors_total", &[("kind", "checkpoint")], 1);
+                        .inc(Metric::Errors, &[("kind", "checkpoint")], 1);
                     tracing::warn!(table = %self.lease.table, shard = %self.lease.shard, "checkpoint failed; retrying in {delay:?}: {e}");
                     tokio::time::sleep(delay).await;
                 }
@@ -57,7 +57,7 @@ impl Checkpointer {
             }
         }
         self.metrics.inc(
-            "archiver_checkpoints_total",
+            Metric::Checkpoints,
             &[("table", self.lease.table.as_str())],
             1,
         );

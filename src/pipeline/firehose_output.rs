@@ -17,7 +17,7 @@ use crate::archive::layout::dt_of_millis;
 use crate::encode::json_line::{encode_line, pointer_line};
 use crate::encode::record::ChangeRecord;
 use crate::leases::Checkpoint;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::sink::aggregate::{Aggregator, MAX_RECORD_BYTES};
 use crate::sink::firehose::{FirehoseError, FirehoseSink};
 use crate::stream::api::Position;
@@ -64,7 +64,11 @@ impl FirehoseOutput {
 
     /// Encodes a row as a line and adds it to the shard's batch; sends the batch once it fills a
     /// PutRecordBatch call or reaches `--flush-size`.
-    async fn push_line(&mut self, row: ChangeRecord, cp: &mut Checkpointer) -> Result<(), ShardError> {
+    async fn push_line(
+        &mut self,
+        row: ChangeRecord,
+        cp: &mut Checkpointer,
+    ) -> Result<(), ShardError> {
         let Some(seq) = row.sequence_number.clone() else {
             return Err(ShardError::Archive(
                 "a stream record without a sequence number".into(),
@@ -146,14 +150,13 @@ impl FirehoseOutput {
             other => other?,
         };
         let labels = [("table", table.as_str())];
+        self.metrics.inc(Metric::RecordsWritten, &labels, lines);
         self.metrics
-            .inc("archiver_records_written_total", &labels, lines);
-        self.metrics
-            .inc("archiver_bytes_written_total", &labels, delivered.bytes);
+            .inc(Metric::BytesWritten, &labels, delivered.bytes);
         cp.commit(Checkpoint::At(batch.last.clone()), None).await?;
         self.metrics
-            .add_seconds("archiver_flush_seconds_sum", started.elapsed());
-        self.metrics.inc("archiver_flush_seconds_count", &[], 1);
+            .add_seconds(Metric::FlushSecondsSum, started.elapsed());
+        self.metrics.inc(Metric::FlushSecondsCount, &[], 1);
         tracing::debug!(table = %table, shard = %cp.lease().shard, lines, firehose_records = delivered.records, calls = delivered.calls, failed_entries = delivered.failed_entries, waited_ms = batch.since.elapsed().as_millis() as u64, checkpoint = %batch.last, "lines acknowledged by Firehose and checkpointed");
         Ok(())
     }
@@ -202,7 +205,7 @@ impl Output for FirehoseOutput {
         // No file marks the end: the SHARD_END checkpoint alone lets the children start.
         cp.commit(Checkpoint::ShardEnd, None).await?;
         self.metrics.inc(
-            "archiver_shards_finished_total",
+            Metric::ShardsFinished,
             &[("table", cp.lease().table.as_str())],
             1,
         );

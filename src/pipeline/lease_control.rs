@@ -87,7 +87,10 @@ mod tests {
         let failover = Duration::from_secs(30);
         let long_ago = Instant::now() - Duration::from_secs(60);
         let c = LeaseControl::new(long_ago);
-        assert!(!c.still_held(failover), "acquired a minute ago, never renewed");
+        assert!(
+            !c.still_held(failover),
+            "acquired a minute ago, never renewed"
+        );
         let sent = Instant::now();
         c.renewed(sent);
         assert!(c.still_held(failover));

@@ -17,7 +17,7 @@ use crate::config::cli::StartPosition;
 use crate::leases::plan::{cleanable, plan, Action, LeaseState, PlanInput};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseKey, LeaseStore};
 use crate::lineage::{self, ShardNode};
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::stream::api::{self, ShardDesc, TableStream};
 use crate::types::ShardId;
 use std::collections::{HashMap, HashSet};
@@ -123,18 +123,14 @@ pub(super) async fn renew(ctx: &Ctx, st: &mut StreamState) {
             }
             Err(LeaseError::Lost(_)) => {
                 tracing::warn!(table = %table, shard = %shard, "lease lost to another worker: this worker stops the shard without writing more");
-                ctx.metrics
-                    .inc("archiver_leases_lost_total", &[("table", &table)], 1);
+                ctx.metrics.inc(Metric::LeasesLost, &[("table", &table)], 1);
                 run.control.set_mode(StopMode::Lost);
                 run.token.cancel();
             }
             Err(e) => {
                 // The task's own deadline (2/3 of the failover time) fences it if this persists.
-                ctx.metrics.inc(
-                    "archiver_lease_renewal_failures_total",
-                    &[("table", &table)],
-                    1,
-                );
+                ctx.metrics
+                    .inc(Metric::LeaseRenewalFailures, &[("table", &table)], 1);
                 tracing::warn!(table = %table, shard = %shard, "renewing the lease failed: {e}");
             }
         }
@@ -328,11 +324,8 @@ pub(super) async fn plan_and_apply(
             match ctx.leases.request_steal(lease, from).await {
                 Ok(()) => {
                     tracing::info!(table = %table, shard = %shard, from = %from, "asked for a lease to balance the load");
-                    ctx.metrics.inc(
-                        "archiver_leases_steal_requests_total",
-                        &[("table", &table)],
-                        1,
-                    );
+                    ctx.metrics
+                        .inc(Metric::LeasesStealRequests, &[("table", &table)], 1);
                 }
                 Err(e) => tracing::debug!(shard = %shard, "steal request not placed: {e}"),
             }
@@ -373,11 +366,8 @@ pub(super) async fn plan_and_apply(
             }
             Err(e) => return Err(e.into()),
         };
-        ctx.metrics.inc(
-            "archiver_leases_taken_total",
-            &[("table", &table), ("how", how)],
-            1,
-        );
+        ctx.metrics
+            .inc(Metric::LeasesTaken, &[("table", &table), ("how", how)], 1);
         if lease.checkpoint == Checkpoint::ShardEnd {
             st.finished.insert(shard);
             continue;

@@ -47,13 +47,15 @@ pub trait Output {
     async fn flush(&mut self, checkpointer: &mut Checkpointer) -> Result<Flow, ShardError>;
 
     /// Records a gap before the next row.
-    async fn gap(&mut self, gap: Gap, checkpointer: &mut Checkpointer)
-        -> Result<Flow, ShardError>;
+    async fn gap(&mut self, gap: Gap, checkpointer: &mut Checkpointer) -> Result<Flow, ShardError>;
 
     /// The shard is read to its end (`gone`: it expired first, and what was unread is lost):
     /// flush, record the end, checkpoint `SHARD_END`. `Continue` means the shard is finished.
-    async fn end(&mut self, gone: bool, checkpointer: &mut Checkpointer)
-        -> Result<Flow, ShardError>;
+    async fn end(
+        &mut self,
+        gone: bool,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<Flow, ShardError>;
 
     /// Drops what is buffered and not yet durable (the task is ending; those records lie after
     /// the checkpoint and are read again by the next owner).

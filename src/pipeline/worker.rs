@@ -4,12 +4,12 @@
 use super::lease_cycle::{self, Ctx, StreamState};
 use super::shard_task::{ShardError, ShardOutcome, ShardSettings};
 use super::Destination;
+use crate::archive::{ArchiveSink, SinkError};
 use crate::aws::Clients;
 use crate::config::{Output, RunConfig};
 use crate::leases::{LeaseError, LeaseStore};
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::sink::firehose::{FirehoseError, FirehoseSink, Overflow};
-use crate::archive::{ArchiveSink, SinkError};
 use crate::stream::api::{self, TableError};
 use crate::types::ShardId;
 use std::sync::Arc;
@@ -174,7 +174,7 @@ pub async fn run(
                                 stop.cancel();
                             }
                             Err(e) => {
-                                ctx.metrics.inc("archiver_errors_total", &[("kind", "shard_task")], 1);
+                                ctx.metrics.inc(Metric::Errors, &[("kind", "shard_task")], 1);
                                 let delay = st.task_ended(&shard, true);
                                 tracing::error!(table = %st.stream.table, shard = %shard, "shard task failed; restarting it from its checkpoint in about {delay:?}: {e}");
                                 next_cycle = next_cycle.min(Instant::now() + delay);
@@ -197,7 +197,7 @@ pub async fn run(
                     _ = async {
                         for st in states.iter_mut() {
                             if let Err(e) = lease_cycle::list_shards(&ctx, st).await {
-                                ctx.metrics.inc("archiver_errors_total", &[("kind", "discovery")], 1);
+                                ctx.metrics.inc(Metric::Errors, &[("kind", "discovery")], 1);
                                 tracing::warn!(table = %st.stream.table, "listing shards failed; trying again at the next discovery: {e}");
                             }
                         }
@@ -217,7 +217,7 @@ pub async fn run(
                             lease_cycle::renew(&ctx, st).await;
                         }
                         if let Err(e) = lease_cycle::plan_and_apply(&ctx, &mut states, &mut tasks, &stop).await {
-                            ctx.metrics.inc("archiver_errors_total", &[("kind", "lease_cycle")], 1);
+                            ctx.metrics.inc(Metric::Errors, &[("kind", "lease_cycle")], 1);
                             tracing::warn!("the lease cycle failed; trying again at the next one: {e}");
                         }
                     } => {}
@@ -266,7 +266,7 @@ pub async fn run(
 fn update_owned_gauge(metrics: &Metrics, states: &[StreamState]) {
     for st in states {
         metrics.set_gauge(
-            "archiver_shards_owned",
+            Metric::ShardsOwned,
             &[("table", st.stream.table.as_str())],
             st.running.len() as f64,
         );

@@ -13,7 +13,7 @@ use super::aggregate::{batches, billed_bytes};
 use crate::archive::{ArchiveSink, Published, SinkError};
 use crate::backoff::Backoff;
 use crate::config::ArchiveUri;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use aws_sdk_firehose::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
@@ -182,8 +182,7 @@ impl FirehoseSink {
             .await
             .map_err(FirehoseError::Overflow)?;
         if published == Published::Created {
-            self.metrics
-                .inc("archiver_firehose_overflow_objects_total", &[], 1);
+            self.metrics.inc(Metric::FirehoseOverflowObjects, &[], 1);
         }
         Ok(Some(o.uri.describe(key)))
     }
@@ -230,8 +229,7 @@ impl FirehoseSink {
                     })
                     .collect::<Vec<_>>();
                 total.calls += 1;
-                self.metrics
-                    .inc("archiver_firehose_calls_total", &labels, 1);
+                self.metrics.inc(Metric::FirehoseCalls, &labels, 1);
                 let result = self
                     .client
                     .put_record_batch()
@@ -246,8 +244,7 @@ impl FirehoseSink {
                             // Cannot tell which entries failed: all are sent again (a duplicate
                             // is recoverable by event_id, a loss is not).
                             tracing::warn!(stream = %self.stream, sent = pending.len(), answered = responses.len(), "PutRecordBatch answered for a different number of records; sending the whole call again");
-                            self.metrics
-                                .inc("archiver_errors_total", &[("kind", "firehose")], 1);
+                            self.metrics.inc(Metric::Errors, &[("kind", "firehose")], 1);
                             std::mem::take(&mut pending)
                         } else {
                             let (acked, failed) =
@@ -264,8 +261,7 @@ impl FirehoseSink {
                         if !err.is_retryable() {
                             return Err(err);
                         }
-                        self.metrics
-                            .inc("archiver_errors_total", &[("kind", "firehose")], 1);
+                        self.metrics.inc(Metric::Errors, &[("kind", "firehose")], 1);
                         tracing::warn!(stream = %self.stream, records = pending.len(), "PutRecordBatch failed; retrying: {err}");
                         std::mem::take(&mut pending)
                     }
@@ -274,8 +270,7 @@ impl FirehoseSink {
                     backoff.reset();
                 } else {
                     let delay = backoff.next_delay();
-                    self.metrics
-                        .inc("archiver_firehose_retries_total", &labels, 1);
+                    self.metrics.inc(Metric::FirehoseRetries, &labels, 1);
                     tracing::debug!(stream = %self.stream, entries = failed.len(), "sending failed entries again in {delay:?}");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
@@ -314,9 +309,9 @@ impl FirehoseSink {
         }
         let labels = [("table", table)];
         for (name, n) in [
-            ("archiver_firehose_records_total", acked.records),
-            ("archiver_firehose_bytes_total", acked.bytes),
-            ("archiver_firehose_billed_bytes_total", acked.billed_bytes),
+            (Metric::FirehoseRecords, acked.records),
+            (Metric::FirehoseBytes, acked.bytes),
+            (Metric::FirehoseBilledBytes, acked.billed_bytes),
         ] {
             if n > 0 {
                 self.metrics.inc(name, &labels, n);
@@ -324,7 +319,7 @@ impl FirehoseSink {
         }
         for (code, n) in codes {
             self.metrics.inc(
-                "archiver_firehose_failed_entries_total",
+                Metric::FirehoseFailedEntries,
                 &[("table", table), ("code", code)],
                 n,
             );

@@ -14,7 +14,7 @@ use super::api::{self, Page, Position, StreamError};
 use crate::backoff::Backoff;
 use crate::encode::record::{ChangeRecord, RecordError};
 use crate::encode::stream_json::RowSource;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::types::{SequenceNumber, ShardId, StreamArn, TableName};
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,7 +159,7 @@ impl ShardReader {
                     self.metrics.touch_shard(&self.table, &self.shard);
                     let decoder = if decoded_by_sdk { "sdk" } else { "direct" };
                     self.metrics.inc(
-                        "archiver_get_records_pages_total",
+                        Metric::GetRecordsPages,
                         &[("table", table.as_str()), ("decoder", decoder)],
                         1,
                     );
@@ -184,7 +184,7 @@ impl ShardReader {
                     }
                     if !empty {
                         self.metrics
-                            .inc("archiver_records_read_total", &labels, rows.len() as u64);
+                            .inc(Metric::RecordsRead, &labels, rows.len() as u64);
                         if events.send(ReadEvent::Records(rows)).await.is_err() {
                             return;
                         }
@@ -207,8 +207,7 @@ impl ShardReader {
                 }
                 Err(StreamError::ExpiredIterator) => {
                     tracing::info!(table = %self.table, shard = %self.shard, position = %self.position, "shard iterator expired; opening a fresh one after the last record read");
-                    self.metrics
-                        .inc("archiver_expired_iterators_total", &labels, 1);
+                    self.metrics.inc(Metric::ExpiredIterators, &labels, 1);
                     iterator = None;
                 }
                 Err(StreamError::TrimmedData(msg)) => {
@@ -271,7 +270,7 @@ impl ShardReader {
             "RECORDS LOST: the stream trimmed records of this shard before they were archived (older than 24 hours); the gap is recorded in the next file's metadata and reading continues from TRIM_HORIZON: {msg}"
         );
         self.metrics.inc(
-            "archiver_trimmed_gaps_total",
+            Metric::TrimmedGaps,
             &[
                 ("table", self.table.as_str()),
                 ("shard", self.shard.as_str()),
@@ -284,8 +283,7 @@ impl ShardReader {
 
     async fn retry_later(&self, e: &StreamError, backoff: &mut Backoff) {
         let delay = backoff.next_delay();
-        self.metrics
-            .inc("archiver_errors_total", &[("kind", e.kind())], 1);
+        self.metrics.inc(Metric::Errors, &[("kind", e.kind())], 1);
         if matches!(e, StreamError::Unparseable(_)) || backoff.attempts() > 3 {
             tracing::error!(table = %self.table, shard = %self.shard, kind = e.kind(), attempt = backoff.attempts(), "reading the shard failed; retrying in {delay:?}: {e}");
         } else {

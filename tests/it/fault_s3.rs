@@ -4,12 +4,17 @@
 //! forwarding, or forwards the request to moto and closes the connection before relaying the
 //! answer (the write happened; the client cannot know). Faults apply to the requests a filter
 //! selects (UploadPart, PutObject, ...), so a test can break a multipart upload in its middle.
-//! A scripted stall holds a request unanswered, so a test can crash a writer at a known point.
+//! A scripted stall holds a request unanswered, so a test can crash a writer at a known point; a
+//! scripted hold keeps it until the test releases it (an upload that lands late). At run time a
+//! test can black-hole every request (a network partition) or delay every answer after the
+//! request was done upstream ([`Control`]).
 
 use crate::wire::{self, read_message};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -22,6 +27,34 @@ pub enum S3Fault {
     ResetAfter,
     /// Never answered (script only): the writer is stuck here until the test drops it.
     Stall,
+    /// Held (script only) until [`Control::release`], then forwarded and answered as usual.
+    Hold,
+}
+
+/// What a test switches while the proxy runs.
+#[derive(Debug)]
+pub struct Control {
+    /// Every request from now on is held, never forwarded: the client is cut off.
+    blackhole: AtomicBool,
+    /// Every answer is relayed this many milliseconds after the upstream gave it.
+    answer_delay_ms: AtomicU64,
+    released: tokio::sync::watch::Sender<bool>,
+}
+
+impl Control {
+    pub fn blackhole(&self, on: bool) {
+        self.blackhole.store(on, Ordering::SeqCst);
+    }
+
+    pub fn delay_answers(&self, by: Duration) {
+        self.answer_delay_ms
+            .store(by.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Lets every held request (and every later one scripted to be held) through.
+    pub fn release(&self) {
+        self.released.send_replace(true);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -60,11 +93,15 @@ pub struct S3Stats {
     pub resets_before: u64,
     pub resets_after: u64,
     pub stalls: u64,
+    pub holds: u64,
+    /// Requests held by the black hole.
+    pub blackholed: u64,
 }
 
 pub struct FaultS3 {
     pub port: u16,
     pub stats: Arc<Mutex<S3Stats>>,
+    pub control: Arc<Control>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -79,6 +116,11 @@ pub fn upload_part(method: &str, path: &str) -> bool {
     method == "PUT" && path.contains("partNumber=")
 }
 
+/// CompleteMultipartUpload: `POST /bucket/key?uploadId=...`.
+pub fn complete_multipart(method: &str, path: &str) -> bool {
+    method == "POST" && path.contains("uploadId=")
+}
+
 /// Any object write: PutObject, UploadPart, CompleteMultipartUpload.
 pub fn object_writes(method: &str, path: &str) -> bool {
     (method == "PUT" && !path.ends_with('/')) || (method == "POST" && path.contains("uploadId="))
@@ -89,22 +131,32 @@ impl FaultS3 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let stats = Arc::new(Mutex::new(S3Stats::default()));
+        let control = Arc::new(Control {
+            blackhole: AtomicBool::new(false),
+            answer_delay_ms: AtomicU64::new(0),
+            released: tokio::sync::watch::Sender::new(false),
+        });
         let shared = Arc::new((
             faults.clone(),
             Mutex::new(StdRng::seed_from_u64(faults.seed)),
         ));
-        let st = stats.clone();
+        let (st, ctl) = (stats.clone(), control.clone());
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
-                let (shared, st) = (shared.clone(), st.clone());
+                let (shared, st, ctl) = (shared.clone(), st.clone(), ctl.clone());
                 connections.spawn(async move {
-                    let _ = serve(client, upstream_port, &shared.0, &shared.1, &st).await;
+                    let _ = serve(client, upstream_port, &shared.0, &shared.1, &st, &ctl).await;
                 });
                 while connections.try_join_next().is_some() {}
             }
         });
-        Self { port, stats, task }
+        Self {
+            port,
+            stats,
+            control,
+            task,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -118,6 +170,7 @@ async fn serve(
     faults: &S3Faults,
     rng: &Mutex<StdRng>,
     stats: &Mutex<S3Stats>,
+    control: &Control,
 ) -> Option<()> {
     let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port))
         .await
@@ -126,6 +179,10 @@ async fn serve(
     loop {
         let request = read_message(&mut client, &mut cbuf, wire::request).await?;
         let (method, path) = request.start();
+        if control.blackhole.load(Ordering::SeqCst) {
+            stats.lock().unwrap().blackholed += 1;
+            std::future::pending::<()>().await;
+        }
         let fault = {
             let mut s = stats.lock().unwrap();
             s.requests += 1;
@@ -149,6 +206,7 @@ async fn serve(
                     S3Fault::ResetBefore => s.resets_before += 1,
                     S3Fault::ResetAfter => s.resets_after += 1,
                     S3Fault::Stall => s.stalls += 1,
+                    S3Fault::Hold => s.holds += 1,
                     S3Fault::Pass => {}
                 }
                 fault
@@ -179,6 +237,10 @@ async fn serve(
             }
             S3Fault::ResetBefore => return None,
             S3Fault::Stall => std::future::pending::<()>().await,
+            S3Fault::Hold => {
+                let mut released = control.released.subscribe();
+                released.wait_for(|r| *r).await.ok()?;
+            }
             S3Fault::Pass | S3Fault::ResetAfter => {}
         }
         upstream.write_all(&request.head).await.ok()?;
@@ -189,6 +251,10 @@ async fn serve(
         .await?;
         if fault == S3Fault::ResetAfter {
             return None;
+        }
+        let delay = control.answer_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         client.write_all(&response.head).await.ok()?;
         client.write_all(&response.body).await.ok()?;

@@ -6,6 +6,7 @@ mod analyst;
 mod backfill;
 mod bad_input;
 mod crash;
+mod exactly_once;
 mod fault_firehose;
 mod fault_s3;
 mod fault_streams;

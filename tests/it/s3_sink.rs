@@ -3,9 +3,9 @@
 //! name is refused by the conditional write and reported as already there.
 
 use crate::support::*;
-use dynamo_archiver::encode::parquet::SpooledFile;
 use dynamo_archiver::archive::s3::{S3Sink, PART_SIZE_BYTES};
 use dynamo_archiver::archive::{ArchiveSink, Published};
+use dynamo_archiver::encode::parquet::SpooledFile;
 use sha2::{Digest, Sha256};
 
 fn spool(dir: &std::path::Path, name: &str, len: usize, seed: u8) -> SpooledFile {
