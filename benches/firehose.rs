@@ -75,6 +75,7 @@ fn record(i: u64) -> ChangeRecord {
         size_bytes: Some(420),
         stream_view_type: Some("NEW_AND_OLD_IMAGES".into()),
         user_identity: None,
+        quarantine: None,
     }
 }
 

@@ -48,8 +48,10 @@ impl Backoff {
 
 /// Runs `op` until it succeeds, fails with an error `retryable` rejects, or has been tried
 /// `max_attempts` times; between attempts it waits as `backoff` says. `on_retry` sees each error
-/// that will be retried and the wait before the next attempt (to count and log it). The archiver's
-/// own loops on top of the SDK's retries all go through here.
+/// that will be retried and the wait before the next attempt (to count and log it). For loops over
+/// one call on top of the SDK's retries; loops with state of their own (a checkpoint that updates
+/// its lease, a Firehose delivery that resends only failed entries, a reader that reopens its
+/// iterator) keep their own, with the same `Backoff`.
 pub async fn retry<T, E, Fut>(
     mut backoff: Backoff,
     max_attempts: Option<u32>,

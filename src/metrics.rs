@@ -60,6 +60,7 @@ metrics! {
     BytesWritten => ("archiver_bytes_written_total", Counter, "Bytes of archive files published (Firehose output: bytes of records acknowledged), per table."),
     PublishConflicts => ("archiver_publish_conflicts_total", Counter, "Publishes that found their key taken by another writer of the same shard (a worker that lost or took its lease) and adopted that file instead, per table."),
     FilesAdopted => ("archiver_files_adopted_total", Counter, "Files found in the archive at the position a writer was about to write (after a restart or a takeover) and adopted as the shard's latest file, per table."),
+    RecordsQuarantined => ("archiver_records_quarantined_total", Counter, "Stream records that could not become rows (an unknown attribute type, a missing field, invalid UTF-8) and were archived verbatim as QUARANTINED rows in their place, per table."),
     Checkpoints => ("archiver_checkpoints_total", Counter, "Checkpoints written to the lease table, per table."),
     TrimmedGaps => ("archiver_trimmed_gaps_total", Counter, "Ranges of records trimmed from the stream before they were archived (data loss to investigate), per table and shard."),
     ExpiredIterators => ("archiver_expired_iterators_total", Counter, "Shard iterators that expired and were reopened, per table."),

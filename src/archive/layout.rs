@@ -1,6 +1,6 @@
 //! The archive's layout: every key the archiver writes or reads is built and parsed here, and
-//! nowhere else (the worker, recovery, `backfill`, `import-export`, `verify`, `history` and
-//! `snapshot` all go through this module).
+//! nowhere else (the worker's writers, `backfill`, `import-export`, `verify`, `history`,
+//! `snapshot` and the Firehose overflow all go through this module).
 //!
 //! ```text
 //! <table>/dt=<day>/<shard>_<first sequence>.parquet                  stream records (layout 2)
@@ -126,6 +126,17 @@ pub fn snapshot_file_key(
 /// The archive key of the file made from an export's data file (`stem`) for day `dt`.
 pub fn export_file_key(table: &TableName, dt: &str, export_id: &str, stem: &str) -> String {
     format!("{table}/dt={dt}/export-{export_id}-{stem}.parquet")
+}
+
+/// A record too big for Firehose, written whole under `--overflow-archive` (not a Parquet file:
+/// the pointer line in Firehose names it).
+pub fn overflow_key(table: &TableName, dt: &str, shard: &ShardId, seq: &SequenceNumber) -> String {
+    format!("{table}/dt={dt}/{shard}_{seq}.json")
+}
+
+/// The output of `snapshot --as-of` under `--out` (`stamp`: the instant, `YYYYMMDDTHHMMSSmmmZ`).
+pub fn as_of_key(table: &str, stamp: &str) -> String {
+    format!("{table}/as-of-{stamp}.parquet")
 }
 
 /// The folder of one export's import markers.

@@ -45,6 +45,10 @@ pub enum SinkError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// A stored object that is not what the archiver writes there (a tail that is not a Parquet
+    /// footer): no retry can fix it.
+    #[error("{location} cannot be read as an archive file: {message}")]
+    Unreadable { location: String, message: String },
     #[error("writing {location}: {source}")]
     Io {
         location: String,
@@ -64,9 +68,10 @@ impl SinkError {
     /// configuration problem an operator must fix.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::NoSuchBucket { .. } | Self::AccessDenied { .. } | Self::NotWritable { .. } => {
-                false
-            }
+            Self::NoSuchBucket { .. }
+            | Self::AccessDenied { .. }
+            | Self::NotWritable { .. }
+            | Self::Unreadable { .. } => false,
             Self::Io { .. } => true,
             Self::S3 { retryable, .. } => *retryable,
         }
@@ -282,9 +287,9 @@ impl ArchiveSink {
         key: &str,
         tail: Vec<u8>,
     ) -> Result<parquet::file::metadata::ParquetMetaData, SinkError> {
-        let bad = |message: String| SinkError::Io {
+        let bad = |message: String| SinkError::Unreadable {
             location: key.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+            message,
         };
         let needed = crate::encode::parquet::footer_length(&tail).map_err(bad)?;
         let tail = if needed > tail.len() {

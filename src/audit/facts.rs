@@ -37,6 +37,8 @@ pub struct RowFacts {
     pub outside_dt: u64,
     /// 128-bit digests of the event ids (for finding duplicates at bounded memory).
     pub event_ids: Vec<u128>,
+    /// Quarantined rows: (sequence number, reason).
+    pub quarantined: Vec<(String, String)>,
 }
 
 fn event_id_digest(id: &str) -> u128 {
@@ -77,8 +79,19 @@ pub fn read_facts(key: &str, bytes: bytes::Bytes, recorded_sha256: Option<[u8; 3
             let shards = text("shard_id")?;
             let seqs = text("sequence_number")?;
             let times = event_time_column(&batch)?;
+            // Absent from files written before quarantine existed.
+            let reasons = batch
+                .column_by_name("quarantine_reason")
+                .map(|_| text("quarantine_reason"))
+                .transpose()?;
             for i in 0..batch.num_rows() {
                 facts.count += 1;
+                if let Some(reasons) = reasons.as_ref().filter(|r| !r.is_null(i)) {
+                    let seq = if seqs.is_null(i) { "" } else { seqs.value(i) };
+                    facts
+                        .quarantined
+                        .push((seq.to_owned(), reasons.value(i).to_owned()));
+                }
                 facts.event_ids.push(event_id_digest(ids.value(i)));
                 if let (Some(named), false) = (&named_shard, shards.is_null(i)) {
                     if shards.value(i) != named {

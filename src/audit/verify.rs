@@ -30,6 +30,15 @@ pub struct KnownGap {
     pub message: String,
 }
 
+/// A stream record archived verbatim because it could not become a row: listed, not a problem
+/// (nothing is lost; docs/OPERATIONS.md says how to re-process it).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct QuarantinedRecord {
+    pub file: String,
+    pub sequence_number: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
     pub table: String,
@@ -40,6 +49,7 @@ pub struct Report {
     pub snapshot_scans: u64,
     pub problems: Vec<Problem>,
     pub known_gaps: Vec<KnownGap>,
+    pub quarantined: Vec<QuarantinedRecord>,
 }
 
 impl Report {
@@ -91,6 +101,15 @@ pub fn verify_table(table: &str, files: &[FileFacts], since: Option<&str>) -> Re
             }
         };
         r.rows += rows.count;
+        r.quarantined.extend(
+            rows.quarantined
+                .iter()
+                .map(|(seq, reason)| QuarantinedRecord {
+                    file: f.key.clone(),
+                    sequence_number: seq.clone(),
+                    reason: reason.clone(),
+                }),
+        );
         match f.meta(meta::RECORD_COUNT).map(str::parse::<u64>) {
             Some(Ok(n)) if n == rows.count => {}
             Some(Ok(n)) => r.problem(
@@ -369,6 +388,12 @@ pub fn render_text(reports: &[Report]) -> String {
         ));
         for g in &r.known_gaps {
             out.push_str(&format!("  known gap  {}: {}\n", g.file, g.message));
+        }
+        for q in &r.quarantined {
+            out.push_str(&format!(
+                "  quarantined {} sequence number {}: {}\n",
+                q.file, q.sequence_number, q.reason
+            ));
         }
         for p in &r.problems {
             out.push_str(&format!(

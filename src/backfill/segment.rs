@@ -276,6 +276,7 @@ fn snapshot_row(ctx: &JobCtx, item: &Item, read_at_ms: i64) -> Result<ChangeReco
         size_bytes: None,
         stream_view_type: None,
         user_identity: None,
+        quarantine: None,
     })
 }
 

@@ -31,6 +31,7 @@ fn athena_type(t: &DataType) -> &'static str {
         DataType::Utf8 => "string",
         DataType::Int64 => "bigint",
         DataType::Timestamp(_, _) => "timestamp",
+        DataType::Binary => "binary",
         _ => "string",
     }
 }
@@ -49,7 +50,7 @@ pub fn schema_text() -> String {
         .iter()
         .map(|f| {
             format!(
-                "{:<18} {:<10} {}\n",
+                "{:<20} {:<10} {}\n",
                 f.name(),
                 athena_type(f.data_type()),
                 if f.is_nullable() { "null" } else { "not null" }

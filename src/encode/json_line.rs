@@ -83,6 +83,16 @@ fn write_fields(out: &mut String, row: &ChangeRecord, archived_at_ms: i64, image
     opt(out, row.user_identity.as_deref());
     key(out, "archived_at");
     out.push_str(&archived_at_ms.to_string());
+    // Quarantined rows only (null otherwise); the record's bytes in base64, since they need not
+    // be valid UTF-8.
+    key(out, "quarantine_reason");
+    opt(out, row.quarantine.as_ref().map(|q| q.reason.as_str()));
+    key(out, "quarantined_record");
+    let raw = row.quarantine.as_ref().filter(|_| images).map(|q| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&q.raw)
+    });
+    opt(out, raw.as_deref());
 }
 
 #[cfg(test)]
@@ -107,6 +117,7 @@ mod tests {
             size_bytes: Some(30),
             stream_view_type: Some("NEW_AND_OLD_IMAGES".into()),
             user_identity: None,
+            quarantine: None,
         }
     }
 
@@ -132,6 +143,8 @@ mod tests {
             "stream_view_type",
             "user_identity",
             "archived_at",
+            "quarantine_reason",
+            "quarantined_record",
         ];
         expected.sort_unstable();
         assert_eq!(names, expected, "serde_json sorts keys");

@@ -7,3 +7,4 @@ pub mod json_line;
 pub mod parquet;
 pub mod record;
 pub mod stream_json;
+pub mod stream_split;

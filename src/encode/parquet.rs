@@ -5,7 +5,9 @@
 //! writer never holds more than one batch, whatever the file's final size.
 
 use super::record::ChangeRecord;
-use arrow_array::builder::{Int64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::builder::{
+    BinaryBuilder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
@@ -66,7 +68,8 @@ pub mod meta {
     pub const EXPORT_DATA_FILE: &str = "export_data_file";
 }
 
-const COLUMNS_WITHOUT_DICTIONARY: [&str; 6] = [
+const COLUMNS_WITHOUT_DICTIONARY: [&str; 7] = [
+    "quarantined_record",
     "event_id",
     "sequence_number",
     "keys",
@@ -96,6 +99,10 @@ pub fn arrow_schema() -> SchemaRef {
                 Field::new("stream_view_type", DataType::Utf8, true),
                 Field::new("user_identity", DataType::Utf8, true),
                 Field::new("archived_at", ts, false),
+                // Added after the first release, at the end and optional, so that readers of the
+                // first fourteen columns are unaffected: set on quarantined rows only.
+                Field::new("quarantine_reason", DataType::Utf8, true),
+                Field::new("quarantined_record", DataType::Binary, true),
             ]))
         })
         .clone()
@@ -130,6 +137,8 @@ pub fn to_record_batch(
     let mut view_type = StringBuilder::with_capacity(n, n * 18);
     let mut user_identity = StringBuilder::with_capacity(n, 0);
     let mut archived_at = TimestampMillisecondBuilder::with_capacity(n);
+    let mut quarantine_reason = StringBuilder::with_capacity(n, 0);
+    let mut quarantined_record = BinaryBuilder::with_capacity(n, 0);
     for r in rows {
         event_id.append_value(&r.event_id);
         event_name.append_value(&r.event_name);
@@ -145,6 +154,8 @@ pub fn to_record_batch(
         view_type.append_option(r.stream_view_type.as_deref());
         user_identity.append_option(r.user_identity.as_deref());
         archived_at.append_value(archived_at_ms);
+        quarantine_reason.append_option(r.quarantine.as_ref().map(|q| q.reason.as_str()));
+        quarantined_record.append_option(r.quarantine.as_ref().map(|q| q.raw.as_slice()));
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(event_id.finish()),
@@ -161,6 +172,8 @@ pub fn to_record_batch(
         Arc::new(view_type.finish()),
         Arc::new(user_identity.finish()),
         Arc::new(archived_at.finish().with_timezone("UTC")),
+        Arc::new(quarantine_reason.finish()),
+        Arc::new(quarantined_record.finish()),
     ];
     RecordBatch::try_new(arrow_schema(), columns)
 }
@@ -396,6 +409,7 @@ mod tests {
             size_bytes: Some(40),
             stream_view_type: Some("NEW_AND_OLD_IMAGES".into()),
             user_identity: None,
+            quarantine: None,
         }
     }
 

@@ -7,7 +7,19 @@ use aws_sdk_dynamodbstreams::types::Record;
 /// `event_name` of rows made by a backfill.
 pub const SNAPSHOT: &str = "SNAPSHOT";
 
-/// One row of the archive: exactly the columns of schema v1.
+/// `event_name` of a quarantined row: a stream record that could not become a row, kept
+/// verbatim in its place (see [`Quarantine`]).
+pub const QUARANTINED: &str = "QUARANTINED";
+
+/// Why a stream record is archived verbatim instead of as a row, and its exact bytes: the record's
+/// JSON as it stood in the GetRecords body (which need not be valid UTF-8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantine {
+    pub reason: String,
+    pub raw: Vec<u8>,
+}
+
+/// One row of the archive: the columns of schema v1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeRecord {
     pub event_id: String,
@@ -23,6 +35,9 @@ pub struct ChangeRecord {
     pub size_bytes: Option<i64>,
     pub stream_view_type: Option<String>,
     pub user_identity: Option<String>,
+    /// Set on a quarantined row only (`event_name` [`QUARANTINED`]); the columns
+    /// `quarantine_reason` and `quarantined_record`.
+    pub quarantine: Option<Box<Quarantine>>,
 }
 
 impl ChangeRecord {
@@ -39,6 +54,10 @@ impl ChangeRecord {
                 .as_ref()
                 .map_or(0, |s| s.as_str().len())
             + self.user_identity.as_ref().map_or(0, String::capacity)
+            + self
+                .quarantine
+                .as_ref()
+                .map_or(0, |q| q.reason.capacity() + q.raw.capacity())
             + 64
     }
 }
@@ -127,6 +146,7 @@ pub fn from_stream_record(
             .and_then(|u| u.principal_id())
             .map(str::to_owned),
         event_id,
+        quarantine: None,
     })
 }
 

@@ -7,14 +7,21 @@
 //! with `serde_json`, borrowing every string that has no escape from the body, and writes each
 //! image as canonical DynamoDB JSON at once, through the same encoder ([`super::ddb_json`]).
 //!
-//! It gives the rows the SDK path gives ([`super::record::from_stream_record`]) or declines:
-//! anything it does not take exactly as the SDK would (a missing field, an unknown attribute type,
-//! a null where a value belongs, invalid base64, a number where a string belongs) is a
-//! [`Declined`], and the caller lets the SDK read the body as before, with its own errors. The
-//! proptest at the bottom holds the two paths to the same rows.
+//! It gives the rows the SDK path gives ([`super::record::from_stream_record`]); the proptest at
+//! the bottom holds the two paths to the same rows. A record it does not take exactly as the SDK
+//! would (a missing field, an unknown attribute type, a null where a value belongs, invalid base64
+//! or UTF-8, a number where a string belongs) is the one thing they differ in: the SDK fails the
+//! whole page on most of them, and a page that always fails stalls its shard until the stream
+//! trims it. Here such a record becomes a *quarantined* row in its place in the shard
+//! ([`QUARANTINED`], its exact bytes and the reason), and the records around it are archived as
+//! usual: the body is split into records at the byte level (`stream_split`) and each is decoded
+//! on its own. Only a body whose structure is broken (cut off, not a GetRecords answer), or a bad
+//! record without a readable sequence number (it has no place in the chain), is [`Declined`]; the
+//! caller then lets the SDK read the body, with the SDK's own errors.
 
 use super::ddb_json::{encode_entries, AttributeLike, UnknownAttributeType, View};
-use super::record::ChangeRecord;
+use super::record::{ChangeRecord, Quarantine, QUARANTINED};
+use super::stream_split::{salvage, split_body};
 use crate::types::{SequenceNumber, ShardId, StreamArn, TableName};
 use base64::Engine;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -43,16 +50,96 @@ pub struct RowSource<'a> {
 
 /// Decodes a GetRecords response body into rows, or declines it (see the module docs).
 pub fn decode_get_records(body: &[u8], source: &RowSource<'_>) -> Result<DecodedPage, Declined> {
-    let raw: RawBody<'_> = serde_json::from_slice(body).map_err(|e| Declined(e.to_string()))?;
-    let rows = raw
-        .records
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r.into_row(source))
-        .collect::<Result<Vec<_>, _>>()?;
+    // The whole page at once: every record of every page DynamoDB sends, in practice.
+    if let Ok(raw) = serde_json::from_slice::<RawBody<'_>>(body) {
+        let rows = raw
+            .records
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.into_row(source))
+            .collect::<Result<Vec<_>, _>>();
+        if let Ok(rows) = rows {
+            return Ok(DecodedPage {
+                rows,
+                next_iterator: raw.next.map(|s| s.0.into_owned()),
+            });
+        }
+    }
+    decode_record_by_record(body, source)
+}
+
+/// A page with a record that cannot become a row: each record decoded on its own, the bad ones
+/// quarantined.
+fn decode_record_by_record(body: &[u8], source: &RowSource<'_>) -> Result<DecodedPage, Declined> {
+    let split = split_body(body)
+        .ok_or_else(|| Declined("the body is not a whole GetRecords answer".into()))?;
+    let mut rows: Vec<ChangeRecord> = Vec::with_capacity(split.records.len());
+    for raw in split.records {
+        let decoded = serde_json::from_slice::<RawRecord<'_>>(raw)
+            .map_err(|e| Declined(e.to_string()))
+            .and_then(|r| r.into_row(source));
+        let row = match decoded {
+            Ok(row) => row,
+            Err(Declined(reason)) => quarantined(raw, reason, source, rows.last())?,
+        };
+        rows.push(row);
+    }
     Ok(DecodedPage {
         rows,
-        next_iterator: raw.next.map(|s| s.0.into_owned()),
+        next_iterator: split.next_iterator,
+    })
+}
+
+/// The row of a record that cannot become one: its exact bytes and why, in its place in the
+/// shard (its sequence number). Its time is its own when readable, else the previous record's (so
+/// it lands in the same `dt` as its neighbours), else now.
+fn quarantined(
+    raw: &[u8],
+    reason: String,
+    source: &RowSource<'_>,
+    previous: Option<&ChangeRecord>,
+) -> Result<ChangeRecord, Declined> {
+    let s = salvage(raw);
+    let Some(sequence_number) = s
+        .sequence_number
+        .as_deref()
+        .and_then(|t| SequenceNumber::parse(t).ok())
+    else {
+        return Err(Declined(format!(
+            "a record that cannot become a row ({reason}) and has no readable SequenceNumber, so it has no place in the shard"
+        )));
+    };
+    let event_time_ms = s
+        .created_s
+        .filter(|t| t.is_finite())
+        .and_then(|t| {
+            aws_smithy_types::DateTime::from_secs_f64(t)
+                .to_millis()
+                .ok()
+        })
+        .or(previous.map(|p| p.event_time_ms))
+        .unwrap_or_else(crate::clock::now_ms);
+    Ok(ChangeRecord {
+        event_id: s
+            .event_id
+            .unwrap_or_else(|| format!("quarantine-{}-{sequence_number}", source.shard)),
+        event_name: QUARANTINED.to_owned(),
+        event_time_ms,
+        table_name: source.table.clone(),
+        stream_arn: Some(source.stream.clone()),
+        shard_id: Some(source.shard.clone()),
+        sequence_number: Some(sequence_number),
+        // Not known (or not trusted): an empty key, never a made-up one.
+        keys: "{}".to_owned(),
+        new_image: None,
+        old_image: None,
+        size_bytes: s.size_bytes,
+        stream_view_type: s.view_type,
+        user_identity: None,
+        quarantine: Some(Box::new(Quarantine {
+            reason,
+            raw: raw.to_vec(),
+        })),
     })
 }
 
@@ -188,35 +275,46 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawAttr<'a> {
                 f.write_str("an attribute value: an object with one known type key")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawAttr<'de>, A::Error> {
-                let Some(tag) = map.next_key::<Str<'de>>()? else {
-                    return Err(de::Error::custom("an attribute value with no type"));
-                };
-                let value = match tag.0.as_ref() {
-                    "S" => RawAttr::S(map.next_value()?),
-                    "N" => RawAttr::N(map.next_value()?),
-                    "B" => RawAttr::B(base64_bytes::<A::Error>(&map.next_value::<Str<'de>>()?.0)?),
-                    "SS" => RawAttr::Ss(map.next_value()?),
-                    "NS" => RawAttr::Ns(map.next_value()?),
-                    "BS" => RawAttr::Bs(
-                        map.next_value::<Vec<Str<'de>>>()?
-                            .iter()
-                            .map(|s| base64_bytes::<A::Error>(&s.0))
-                            .collect::<Result<Vec<_>, _>>()?,
-                    ),
-                    "M" => RawAttr::M(map.next_value()?),
-                    "L" => RawAttr::L(map.next_value()?),
-                    // The SDK keeps NULL's boolean but the archive writes `{"NULL":true}` always.
-                    "NULL" => {
-                        map.next_value::<bool>()?;
-                        RawAttr::Null
+                // A type key whose value is null is absent, as the SDK's union deserializer reads
+                // it: `{"S":"1","N":null}` is the string "1".
+                let mut value = None;
+                while let Some(tag) = map.next_key::<Str<'de>>()? {
+                    let found = match tag.0.as_ref() {
+                        "S" => map.next_value::<Option<Str<'de>>>()?.map(RawAttr::S),
+                        "N" => map.next_value::<Option<Str<'de>>>()?.map(RawAttr::N),
+                        "B" => match map.next_value::<Option<Str<'de>>>()? {
+                            Some(t) => Some(RawAttr::B(base64_bytes::<A::Error>(&t.0)?)),
+                            None => None,
+                        },
+                        "SS" => map.next_value::<Option<Vec<Str<'de>>>>()?.map(RawAttr::Ss),
+                        "NS" => map.next_value::<Option<Vec<Str<'de>>>>()?.map(RawAttr::Ns),
+                        "BS" => match map.next_value::<Option<Vec<Str<'de>>>>()? {
+                            Some(v) => Some(RawAttr::Bs(
+                                v.iter()
+                                    .map(|s| base64_bytes::<A::Error>(&s.0))
+                                    .collect::<Result<Vec<_>, _>>()?,
+                            )),
+                            None => None,
+                        },
+                        "M" => map.next_value::<Option<RawMap<'de>>>()?.map(RawAttr::M),
+                        "L" => map
+                            .next_value::<Option<Vec<RawAttr<'de>>>>()?
+                            .map(RawAttr::L),
+                        // The SDK keeps NULL's boolean but the archive writes `{"NULL":true}`.
+                        "NULL" => map.next_value::<Option<bool>>()?.map(|_| RawAttr::Null),
+                        "BOOL" => map.next_value::<Option<bool>>()?.map(RawAttr::Bool),
+                        other => {
+                            return Err(de::Error::custom(format!("attribute type `{other}`")))
+                        }
+                    };
+                    if let Some(found) = found {
+                        if value.is_some() {
+                            return Err(de::Error::custom("an attribute value with two keys"));
+                        }
+                        value = Some(found);
                     }
-                    "BOOL" => RawAttr::Bool(map.next_value()?),
-                    other => return Err(de::Error::custom(format!("attribute type `{other}`"))),
-                };
-                if map.next_key::<Str<'de>>()?.is_some() {
-                    return Err(de::Error::custom("an attribute value with two keys"));
                 }
-                Ok(value)
+                value.ok_or_else(|| de::Error::custom("an attribute value with no type"))
             }
         }
         d.deserialize_map(V)
@@ -292,6 +390,7 @@ impl RawRecord<'_> {
                 .user_identity
                 .and_then(|u| u.principal_id)
                 .map(|p| p.0.into_owned()),
+            quarantine: None,
         })
     }
 }
@@ -429,12 +528,16 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn what_the_decoder_cannot_take_exactly_is_left_to_the_sdk() {
-        // (why, body): each must be declined; the SDK path then gives its own answer.
+    fn a_record_that_cannot_become_a_row_is_quarantined_in_its_place() {
         let with_keys = |keys: &str| {
             format!(
-                r#"{{"Records":[{{"eventID":"e","eventName":"INSERT","dynamodb":{{"ApproximateCreationDateTime":1,"Keys":{keys},"SequenceNumber":"1"}}}}]}}"#
+                r#"{{"eventID":"bad","eventName":"INSERT","dynamodb":{{"ApproximateCreationDateTime":1763769601,"Keys":{keys},"SequenceNumber":"000000000000000000050"}}}}"#
             )
+        };
+        let good = |seq: u32| {
+            let mut r = record(json!({"id": {"N": seq.to_string()}}), None);
+            r["dynamodb"]["SequenceNumber"] = json!(format!("{seq:021}"));
+            r.to_string()
         };
         let cases = [
             ("an unknown attribute type", with_keys(r#"{"a":{"X":"1"}}"#)),
@@ -443,6 +546,53 @@ pub(crate) mod tests {
             ("two type keys", with_keys(r#"{"a":{"S":"1","N":"1"}}"#)),
             ("a number for a string", with_keys(r#"{"a":{"S":1}}"#)),
             ("invalid base64", with_keys(r#"{"a":{"B":"***"}}"#)),
+            (
+                "no Keys",
+                r#"{"eventID":"bad","eventName":"INSERT","dynamodb":{"SequenceNumber":"000000000000000000050"}}"#.to_owned(),
+            ),
+        ];
+        for (why, bad) in cases {
+            let body = format!(
+                r#"{{"Records":[{},{bad},{}],"NextShardIterator":"n"}}"#,
+                good(49),
+                good(51)
+            );
+            let rows = direct_rows(&body).unwrap_or_else(|e| panic!("{why}: {e}"));
+            assert_eq!(rows.len(), 3, "{why}");
+            assert_eq!(rows[0].event_name, "INSERT");
+            assert_eq!(rows[2].event_name, "INSERT");
+            let q = &rows[1];
+            assert_eq!(q.event_name, QUARANTINED, "{why}");
+            assert_eq!(q.event_id, "bad");
+            assert_eq!(
+                q.sequence_number.as_ref().unwrap().as_str(),
+                "000000000000000000050"
+            );
+            let quarantine = q.quarantine.as_ref().expect("quarantined");
+            assert_eq!(quarantine.raw, bad.as_bytes(), "{why}: the exact bytes");
+            assert!(!quarantine.reason.is_empty());
+            assert!(q.new_image.is_none() && q.keys == "{}");
+        }
+        // Invalid UTF-8 in the middle of a page: the record is kept byte for byte.
+        let mut body = format!(r#"{{"Records":[{},"#, good(49)).into_bytes();
+        let bad: &[u8] = b"{\"eventID\":\"u\",\"dynamodb\":{\"ApproximateCreationDateTime\":1763769601,\"Keys\":{\"s\":{\"S\":\"\xc3\x28\"}},\"SequenceNumber\":\"000000000000000000050\"}}";
+        body.extend_from_slice(bad);
+        body.extend_from_slice(format!(r#",{}]}}"#, good(51)).as_bytes());
+        let (table, stream, shard) = names();
+        let source = RowSource {
+            table: &table,
+            stream: &stream,
+            shard: &shard,
+        };
+        let rows = decode_get_records(&body, &source).unwrap().rows;
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[1].quarantine.as_ref().unwrap().raw, bad);
+        assert_eq!(rows[1].event_time_ms, 1_763_769_601_000);
+    }
+
+    #[test]
+    fn what_has_no_place_in_the_shard_is_left_to_the_sdk() {
+        let cases = [
             (
                 "no sequence number",
                 r#"{"Records":[{"eventID":"e","eventName":"INSERT","dynamodb":{"ApproximateCreationDateTime":1,"Keys":{}}}]}"#.to_owned(),
@@ -456,10 +606,14 @@ pub(crate) mod tests {
         for (why, body) in cases {
             assert!(direct_rows(&body).is_err(), "{why}: declined");
         }
-        // And one the SDK reads where the decoder declines: nulls beside a type key.
-        let body = with_keys(r#"{"a":{"S":"1","N":null}}"#);
-        assert!(direct_rows(&body).is_err());
-        assert_eq!(sdk_rows(&body).unwrap()[0].keys, r#"{"a":{"S":"1"}}"#);
+    }
+
+    #[test]
+    fn a_null_beside_a_type_key_is_read_as_the_sdk_reads_it() {
+        let body = r#"{"Records":[{"eventID":"e","eventName":"INSERT","dynamodb":{"ApproximateCreationDateTime":1,"Keys":{"a":{"S":"1","N":null}},"SequenceNumber":"1"}}]}"#;
+        let direct = direct_rows(body).expect("decoded directly");
+        assert_eq!(direct, sdk_rows(body).unwrap());
+        assert_eq!(direct[0].keys, r#"{"a":{"S":"1"}}"#);
     }
 
     fn attr() -> impl Strategy<Value = Value> {

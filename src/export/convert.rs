@@ -217,6 +217,7 @@ pub fn line_to_row(conv: &Conversion, line: &str) -> Result<ChangeRecord, String
         size_bytes: None,
         stream_view_type: None,
         user_identity: None,
+        quarantine: None,
     };
     match conv.summary.export_type {
         ExportType::Full => {

@@ -1,8 +1,9 @@
 //! The lease table: one item per shard, KCL-style, holding the shard's owner and checkpoint.
 //!
-//! In this version one worker owns every shard it reads; the item's `leaseCounter` and
-//! conditional writes are already in place for several workers sharing shards (see
-//! `design.md` beside this module).
+//! Several workers share a table's shards through it: [`store`] makes every write conditional
+//! (on the counter a taker read, or on the owner), and [`plan`] decides, as a pure function, which
+//! leases a worker creates, takes or asks for. The protocol, its timing and why the archive's
+//! exactly-once guarantee does not depend on it are in `design.md` beside this module.
 
 pub mod plan;
 pub mod store;

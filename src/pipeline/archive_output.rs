@@ -33,11 +33,16 @@ use std::time::{Duration, Instant};
 const COMPRESSION_GUESS: u64 = 4;
 const RETRY_BASE: Duration = Duration::from_millis(200);
 const RETRY_CAP: Duration = Duration::from_secs(10);
-/// How far back, in `dt` folders, a writer that met trimmed records looks for a file published
-/// past its checkpoint (see [`ArchiveOutput::listed_past_checkpoint`]). A shard's records span
-/// its open life (about four hours on AWS) plus the stream's 24 hours, so three days would do;
-/// the margin costs one listing per day, only after a trim.
+/// How far back, in `dt` folders, a writer looks for a file published past its checkpoint that the
+/// key of its first record cannot name (see [`Io::listed_past_checkpoint`]). A shard's records
+/// span its open life (about four hours on AWS) plus the stream's 24 hours, so three days would
+/// do; the margin costs one listing per day, only after a trim or when a lease names no file.
 const TRIM_LOOKBACK_DAYS: i64 = 7;
+
+/// The same, when the lease names no file: the shard's first file and its first readable record
+/// were both written while the shard was open (about four hours on AWS), so they lie at most a day
+/// apart. Two listings per shard that starts without a file.
+const CHAIN_START_LOOKBACK_DAYS: i64 = 2;
 
 /// The file being assembled.
 struct OpenFile {
@@ -88,11 +93,13 @@ impl Io {
         .expect("finishing a file does not panic")
     }
 
-    /// The file stored under `key`, if any, retrying passing failures.
+    /// The file stored under `key`, if any, retrying passing failures. A file whose tail is not
+    /// a Parquet footer is something else's: an error naming it (the shard is retried with a
+    /// growing backoff and shows as stuck), never a reason to write beside it.
     async fn probe(&self, key: &str) -> Result<Option<StoredFile>, ShardError> {
         let store = &self.store;
         let metrics = &self.metrics;
-        Ok(retry(
+        let found = retry(
             Backoff::new(RETRY_BASE, RETRY_CAP),
             None,
             || store.probe(key),
@@ -105,13 +112,20 @@ impl Io {
                 );
             },
         )
-        .await?)
+        .await;
+        match found {
+            Err(SinkError::Unreadable { location, message }) => Err(ShardError::Archive(format!(
+                "{location} is where this shard's next file belongs, but it is not a file this version can read ({message}); move it out of the archive"
+            ))),
+            other => Ok(other?),
+        }
     }
 
     /// After a trim, the first record read is at the trim horizon, not the record after the
     /// checkpoint, so its key cannot find a file that a writer published past the checkpoint
     /// before crashing (its first record is gone from the stream). The shard's `dt` folders from
-    /// its last file's day to this record's are listed for the latest such file.
+    /// its last file's day (or [`TRIM_LOOKBACK_DAYS`] back) to this record's are listed for the
+    /// latest file that begins past the checkpoint and before this record.
     async fn listed_past_checkpoint(
         &self,
         dt: &str,
@@ -123,13 +137,12 @@ impl Io {
             Checkpoint::At(s) => Some(s.clone()),
             _ => None,
         };
-        let from = lease
-            .last_file_key
-            .as_deref()
-            .and_then(layout::dt_of_key)
-            .unwrap_or(dt);
+        let days = match lease.last_file_key.as_deref().and_then(layout::dt_of_key) {
+            Some(from) => layout::days_between(from, dt, TRIM_LOOKBACK_DAYS),
+            None => layout::days_between("1970-01-01", dt, CHAIN_START_LOOKBACK_DAYS),
+        };
         let mut best: Option<(SequenceNumber, String)> = None;
-        for day in layout::days_between(from, dt, TRIM_LOOKBACK_DAYS) {
+        for day in days {
             let prefix = layout::shard_files_prefix(&lease.table, &day, &lease.shard);
             for key in self.store.list(&prefix).await? {
                 if let ArchiveKey::Stream { shard, first } = layout::parse_key(&key) {
@@ -330,25 +343,23 @@ impl ArchiveOutput {
         if let Some(found) = self.io.probe(&key).await? {
             let last = self.adopt(&found, seq, cp).await?;
             tracing::info!(table = %cp.lease().table, shard = %cp.lease().shard, file = %key, "the archive holds the file at this position already (written before a restart or by another worker); following the chain from it");
-            self.io.metrics.inc(
-                Metric::FilesAdopted,
-                &[("table", cp.lease().table.as_str())],
-                1,
-            );
             return Ok(Some(Position::After(last)));
         }
-        if self.pending_gap.is_some() {
+        // The key of the first record read cannot find a file that begins before it: after a
+        // trim (the reader jumped to the trim horizon), or when the lease names no file yet (a
+        // shard's first file published and never checkpointed, or a lease table made anew) and
+        // the first readable record is no longer that file's first.
+        if self.pending_gap.is_some() || cp.lease().last_file_key.is_none() {
             if let Some(found) = self.io.listed_past_checkpoint(&dt, seq, cp).await? {
                 let first = match layout::parse_key(&found.key) {
                     ArchiveKey::Stream { first, .. } => first,
                     _ => unreachable!("listed keys are stream files"),
                 };
                 let last = self.adopt(&found, &first, cp).await?;
-                tracing::info!(table = %cp.lease().table, shard = %cp.lease().shard, file = %found.key, "after trimmed records, the archive holds a file past the checkpoint; the gap begins after it");
-                self.pending_gap = Some(last.to_string());
-                if last >= *seq {
-                    return Ok(Some(Position::After(last)));
-                }
+                tracing::info!(table = %cp.lease().table, shard = %cp.lease().shard, file = %found.key, "the archive holds a file of this shard past the checkpoint that the first record read could not name; following the chain from it");
+                // Read on right after it: the reader reports a trim there if records between it
+                // and this one are gone, and that is the gap to record.
+                return Ok(Some(Position::After(last)));
             }
         }
         self.probed = true;
@@ -487,11 +498,15 @@ impl Output for ArchiveOutput {
 
     async fn gap(&mut self, gap: Gap, cp: &mut Checkpointer) -> Result<Flow, ShardError> {
         // The gap lies between what is open now and what comes next: no file spans it.
-        let flow = self.publish_open(cp).await?;
+        if let flow @ Flow::ReadFrom(_) = self.publish_open(cp).await? {
+            // Another writer's file was adopted: reading goes on after it, and the reader meets
+            // the trim again there if it is still in the way.
+            return Ok(flow);
+        }
         let Gap::Trimmed { after } = gap;
         self.pending_gap = Some(after.map_or_else(|| "none".to_owned(), |s| s.to_string()));
         self.probed = false;
-        Ok(flow)
+        Ok(Flow::Continue)
     }
 
     async fn end(&mut self, gone: bool, cp: &mut Checkpointer) -> Result<Flow, ShardError> {

@@ -13,7 +13,7 @@ use super::checkpointer::Checkpointer;
 use super::lease_control::LeaseControl;
 use super::output::{Flow, Gap, Output};
 use super::shard_task::{ShardError, ShardSettings};
-use crate::archive::layout::dt_of_millis;
+use crate::archive::layout::{self, dt_of_millis};
 use crate::encode::json_line::{encode_line, pointer_line};
 use crate::encode::record::ChangeRecord;
 use crate::leases::Checkpoint;
@@ -81,12 +81,11 @@ impl FirehoseOutput {
             // stops right before this record if it cannot be placed.
             self.ship_lines(cp).await?;
             let lease = cp.lease();
-            let key = format!(
-                "{}/dt={}/{}_{}.json",
-                lease.table,
-                dt_of_millis(row.event_time_ms),
-                lease.shard,
-                seq
+            let key = layout::overflow_key(
+                &lease.table,
+                &dt_of_millis(row.event_time_ms),
+                &lease.shard,
+                &seq,
             );
             let uri = self
                 .firehose

@@ -128,7 +128,8 @@ pub(super) async fn renew(ctx: &Ctx, st: &mut StreamState) {
                 run.token.cancel();
             }
             Err(e) => {
-                // The task's own deadline (2/3 of the failover time) fences it if this persists.
+                // Harmless to the archive, whose keys fence every writer; a Firehose task stops
+                // sending once no renewal sent within 2/3 of the failover time has succeeded.
                 ctx.metrics
                     .inc(Metric::LeaseRenewalFailures, &[("table", &table)], 1);
                 tracing::warn!(table = %table, shard = %shard, "renewing the lease failed: {e}");

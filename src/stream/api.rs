@@ -422,14 +422,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_declined_page_is_read_by_the_sdk_and_stops_at_the_bad_record() {
+    async fn a_record_that_cannot_become_a_row_is_quarantined_and_the_page_goes_on() {
         let text = body(&[r#"{"N":"1"}"#, r#"{"FUTURE":"x"}"#, r#"{"N":"3"}"#]);
+        let page = read(&CannedClient::always(text)).await.unwrap();
+        assert!(!page.decoded_by_sdk);
+        assert!(page.invalid.is_none());
+        let names: Vec<&str> = page.rows.iter().map(|r| r.event_name.as_str()).collect();
+        assert_eq!(names, ["INSERT", "QUARANTINED", "INSERT"]);
+        assert_eq!(page.next_iterator.as_deref(), Some("it-2"));
+    }
+
+    #[tokio::test]
+    async fn a_record_with_no_place_in_the_shard_is_read_by_the_sdk_and_stops_there() {
+        let text = body(&[r#"{"N":"1"}"#, r#"{"FUTURE":"x"}"#, r#"{"N":"3"}"#])
+            .replace(r#","SequenceNumber":"101""#, "");
         let page = read(&CannedClient::always(text)).await.unwrap();
         assert!(page.decoded_by_sdk);
         assert_eq!(page.rows.len(), 1, "the record before the bad one");
         assert!(matches!(
             page.invalid,
-            Some(RecordError::UnknownType { ref event_id, .. }) if event_id == "e1"
+            Some(RecordError::Missing { ref event_id, .. }) if event_id == "e1"
         ));
         assert_eq!(page.next_iterator.as_deref(), Some("it-2"));
     }

@@ -182,6 +182,11 @@ impl ShardReader {
                         // Caught up: the newest record's age no longer describes the lag.
                         self.metrics.clear_iterator_age(&self.table, &self.shard);
                     }
+                    for q in rows.iter().filter(|r| r.quarantine.is_some()) {
+                        let reason = q.quarantine.as_ref().map_or("", |q| q.reason.as_str());
+                        tracing::warn!(table = %self.table, shard = %self.shard, sequence_number = %q.sequence_number.as_ref().map_or("", |s| s.as_str()), event_id = %q.event_id, "QUARANTINED: a stream record that cannot become a row is archived verbatim in its place (event_name QUARANTINED, column quarantined_record) and the shard goes on; see docs/OPERATIONS.md, \"Quarantined records\": {reason}");
+                        self.metrics.inc(Metric::RecordsQuarantined, &labels, 1);
+                    }
                     if !empty {
                         self.metrics
                             .inc(Metric::RecordsRead, &labels, rows.len() as u64);

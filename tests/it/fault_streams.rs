@@ -32,6 +32,9 @@ pub struct Rec {
     /// Served only from this instant (epoch ms; 0: from the start): records that "happen" while
     /// the worker runs, for latency measurements.
     pub visible_ms: i64,
+    /// Served verbatim in place of the rendered record (bytes that need not be valid JSON values
+    /// or UTF-8: a record the archiver must quarantine).
+    pub raw: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +175,7 @@ impl Graph {
                     time_s: now - 60.0,
                     payload,
                     visible_ms: 0,
+                    raw: None,
                 });
             }
         }
@@ -207,8 +211,15 @@ impl Graph {
     }
 }
 
+/// Marks where a verbatim record goes in a page (spliced in by [`splice_raw`] as the answer is
+/// written: a page is built as text, and verbatim records need not be).
+const RAW_MARK: &str = "\"@@RAW:";
+
 /// One record as GetRecords JSON, written directly (the soak serves millions of them).
 fn record_text(r: &Rec) -> String {
+    if r.raw.is_some() {
+        return format!("{RAW_MARK}{}@@\"", r.seq);
+    }
     let image = |v: u64| {
         format!(
             r#"{{"id":{{"N":"{}"}},"v":{{"N":"{v}"}},"payload":{{"S":"{}"}}}}"#,
@@ -393,15 +404,40 @@ async fn serve(mut socket: TcpStream, state: &Mutex<State>, faults: &Faults) -> 
         match answer {
             Answer::Reset => return None,
             Answer::Reply(status, body) => {
-                let text = format!(
-                    "HTTP/1.1 {status} {}\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fault\r\ncontent-length: {}\r\n\r\n{body}",
+                let body = splice_raw(&body, &state.lock().unwrap().graph);
+                let head = format!(
+                    "HTTP/1.1 {status} {}\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fault\r\ncontent-length: {}\r\n\r\n",
                     if status == 200 { "OK" } else { "Error" },
                     body.len()
                 );
-                socket.write_all(text.as_bytes()).await.ok()?;
+                socket.write_all(head.as_bytes()).await.ok()?;
+                socket.write_all(&body).await.ok()?;
             }
         }
     }
+}
+
+/// The answer's bytes, with each verbatim record's mark replaced by its bytes.
+fn splice_raw(body: &str, graph: &Graph) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(at) = rest.find(RAW_MARK) {
+        out.extend_from_slice(&rest.as_bytes()[..at]);
+        let after = &rest[at + RAW_MARK.len()..];
+        let end = after.find("@@\"").expect("a closed mark");
+        let seq: u128 = after[..end].parse().expect("a sequence number");
+        let raw = graph
+            .shards
+            .iter()
+            .flat_map(|s| &s.records)
+            .find(|r| r.seq == seq)
+            .and_then(|r| r.raw.as_ref())
+            .expect("the marked record is verbatim");
+        out.extend_from_slice(raw);
+        rest = &after[end + 3..];
+    }
+    out.extend_from_slice(rest.as_bytes());
+    out
 }
 
 fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, String) {

@@ -81,6 +81,11 @@ fn as_row(file: &str, v: &serde_json::Value) -> Row {
         old_image: s("old_image"),
         size_bytes: v["size_bytes"].as_i64(),
         user_identity: s("user_identity"),
+        quarantine_reason: s("quarantine_reason"),
+        quarantined_record: s("quarantined_record").map(|b| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.decode(b).unwrap()
+        }),
     }
 }
 

@@ -16,6 +16,7 @@ mod firehose;
 mod import_export;
 mod leases_cmd;
 mod operate;
+mod quarantine;
 mod s3_sink;
 mod snapshot;
 mod soak;

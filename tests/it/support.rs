@@ -6,7 +6,9 @@
 
 #![allow(dead_code)]
 
-use arrow_array::{Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow_array::{
+    Array, BinaryArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, StreamSpecification, StreamViewType,
@@ -522,6 +524,9 @@ pub struct Row {
     pub old_image: Option<String>,
     pub size_bytes: Option<i64>,
     pub user_identity: Option<String>,
+    /// A quarantined row's reason and exact bytes.
+    pub quarantine_reason: Option<String>,
+    pub quarantined_record: Option<Vec<u8>>,
 }
 
 impl Row {
@@ -611,8 +616,18 @@ pub fn read_parquet_bytes(name: &str, bytes: bytes::Bytes) -> Vec<Row> {
             .downcast_ref::<Int64Array>()
             .unwrap()
             .clone();
+        let reason = b
+            .column_by_name("quarantine_reason")
+            .map(|c| c.as_any().downcast_ref::<StringArray>().unwrap().clone());
+        let raw = b
+            .column_by_name("quarantined_record")
+            .map(|c| c.as_any().downcast_ref::<BinaryArray>().unwrap().clone());
         for i in 0..b.num_rows() {
             rows.push(Row {
+                quarantine_reason: reason.as_ref().and_then(|r| opt(r, i)),
+                quarantined_record: raw
+                    .as_ref()
+                    .and_then(|r| (!r.is_null(i)).then(|| r.value(i).to_vec())),
                 file: name.to_owned(),
                 event_id: id.value(i).to_owned(),
                 event_name: name_.value(i).to_owned(),

@@ -30,6 +30,17 @@ async fn tables(stack: &Stack, n: usize) -> Vec<String> {
 }
 
 fn worker(stack: &Stack, tables: &[String], archive: &Path, id: &str, extra: &[&str]) -> Archiver {
+    worker_to(stack, tables, archive.to_str().unwrap(), id, extra)
+}
+
+/// A worker archiving to `archive` (a directory or `s3://bucket/prefix`).
+fn worker_to(
+    stack: &Stack,
+    tables: &[String],
+    archive: &str,
+    id: &str,
+    extra: &[&str],
+) -> Archiver {
     let spool = stack.dir.path().join("spool");
     let list = tables.join(",");
     let mut args = vec![
@@ -37,7 +48,7 @@ fn worker(stack: &Stack, tables: &[String], archive: &Path, id: &str, extra: &[&
         "--table",
         &list,
         "--archive",
-        archive.to_str().unwrap(),
+        archive,
         "--worker-id",
         id,
         "--http",
@@ -256,20 +267,42 @@ async fn a_balancing_steal_with_buffered_records_duplicates_nothing() {
     b.stop();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn random_kill_cycles_keep_the_archive_exactly_once() {
-    // ARCHIVER_KILL_CYCLES=20 for the full run (docs/PERFORMANCE.md); the suite runs a short one.
-    let cycles: usize = std::env::var("ARCHIVER_KILL_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let stack = Arc::new(Stack::start().await);
+/// Where the kill-cycle workers archive, and how the test reads the archive back.
+enum Place {
+    Local(PathBuf),
+    /// `s3://archive/prod` on the stack's moto.
+    S3,
+}
+
+impl Place {
+    fn uri(&self) -> String {
+        match self {
+            Self::Local(dir) => dir.to_str().unwrap().to_owned(),
+            Self::S3 => "s3://archive/prod".to_owned(),
+        }
+    }
+
+    async fn rows(&self, stack: &Stack) -> Vec<Row> {
+        match self {
+            Self::Local(dir) => read_archive(dir),
+            Self::S3 => read_s3_archive(stack.s3.as_ref().unwrap(), "archive", "prod/")
+                .await
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// `cycles` rounds of: wait for new rows, `kill -9` a random worker of three, sometimes roll
+/// the shards over, restart it under the same id (as an ECS service replaces a task), while
+/// writes go on. Then every stream record must be archived exactly once, in per-key order, and
+/// `verify` must pass.
+async fn kill_cycles(stack: Arc<Stack>, place: Place, cycles: usize) {
     let names = tables(&stack, 4).await;
-    let archive = stack.dir.path().join("archive");
+    let uri = place.uri();
     let ids = ["k1", "k2", "k3"];
     let mut ws: Vec<Archiver> = ids
         .iter()
-        .map(|id| worker(&stack, &names, &archive, id, &[]))
+        .map(|id| worker_to(&stack, &names, &uri, id, &[]))
         .collect();
     let writes = {
         let (st, n) = (stack.clone(), names.clone());
@@ -286,13 +319,14 @@ async fn random_kill_cycles_keep_the_archive_exactly_once() {
         if writes.is_finished() {
             break;
         }
-        let before = read_archive(&archive).len();
+        let before = place.rows(&stack).await.len();
         poll(
             "new rows or the end of the writes",
             Duration::from_secs(60),
             || {
-                let (archive, done) = (archive.clone(), writes.is_finished());
-                async move { (done || read_archive(&archive).len() > before).then_some(()) }
+                let done = writes.is_finished();
+                let (place, stack) = (&place, &stack);
+                async move { (done || place.rows(stack).await.len() > before).then_some(()) }
             },
         )
         .await;
@@ -302,16 +336,60 @@ async fn random_kill_cycles_keep_the_archive_exactly_once() {
         if cycle % 2 == 1 {
             stack.control("rollover");
         }
-        // Restart under the same id, as an ECS service would replace the task.
-        ws[victim] = worker(&stack, &names, &archive, ids[victim], &[]);
+        ws[victim] = worker_to(&stack, &names, &uri, ids[victim], &[]);
     }
     assert!(
         kills >= cycles.min(3),
         "only {kills} kills happened while writes went on"
     );
     let written = writes.await.unwrap();
-    assert_all_exactly_once(&stack, &archive, &written).await;
+    let total: usize = written
+        .values()
+        .flat_map(|w| w.values())
+        .map(Vec::len)
+        .sum();
+    let rows = poll("every record archived", Duration::from_secs(180), || {
+        let (place, stack) = (&place, &stack);
+        async move { Some(place.rows(stack).await).filter(|r| r.len() >= total) }
+    })
+    .await;
+    for (table, w) in &written {
+        let mine: Vec<Row> = rows
+            .iter()
+            .filter(|r| &r.table_name == table)
+            .cloned()
+            .collect();
+        assert_exactly_once_in_order(&stack, table, &mine, w).await;
+    }
     for w in ws.iter_mut() {
         w.stop();
     }
+    let (code, out, err) = Archiver::output(&stack, &["verify", "--archive", &uri]);
+    assert_eq!(code, 0, "verify is clean:\n{out}\n{err}");
+}
+
+/// `name`'s value from the environment, else `default` (the suite's short run).
+fn cycles_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_kill_cycles_keep_the_archive_exactly_once() {
+    // ARCHIVER_KILL_CYCLES=20 for the full run (docs/PERFORMANCE.md); the suite runs a short one.
+    let cycles = cycles_from_env("ARCHIVER_KILL_CYCLES", 5);
+    let stack = Arc::new(Stack::start().await);
+    let archive = stack.dir.path().join("archive");
+    kill_cycles(stack, Place::Local(archive), cycles).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_kill_cycles_on_s3_keep_the_archive_exactly_once() {
+    // scripts/faults runs 50 cycles (ARCHIVER_S3_KILL_CYCLES); the suite runs a short one.
+    let cycles = cycles_from_env("ARCHIVER_S3_KILL_CYCLES", 4);
+    let stack = Arc::new(Stack::start_with_s3().await);
+    stack.create_bucket("archive").await;
+    kill_cycles(stack, Place::S3, cycles).await;
 }
