@@ -62,7 +62,7 @@ metrics! {
     FilesAdopted => ("archiver_files_adopted_total", Counter, "Files found in the archive at the position a writer was about to write (after a restart or a takeover) and adopted as the shard's latest file, per table."),
     RecordsQuarantined => ("archiver_records_quarantined_total", Counter, "Stream records that could not become rows (an unknown attribute type, a missing field, invalid UTF-8) and were archived verbatim as QUARANTINED rows in their place, per table."),
     Checkpoints => ("archiver_checkpoints_total", Counter, "Checkpoints written to the lease table, per table."),
-    TrimmedGaps => ("archiver_trimmed_gaps_total", Counter, "Ranges of records trimmed from the stream before they were archived (data loss to investigate), per table and shard."),
+    RecordsLost => ("archiver_records_lost_total", Counter, "Gaps: ranges of records that can no longer be archived (data loss to investigate), per table and reason (trimmed, expired, retention). Each is also written into the archive and logged as RECORDS LOST; how many records a range held is not known."),
     ExpiredIterators => ("archiver_expired_iterators_total", Counter, "Shard iterators that expired and were reopened, per table."),
     Errors => ("archiver_errors_total", Counter, "Errors by kind (each retried unless the worker stops)."),
     ShardsFinished => ("archiver_shards_finished_total", Counter, "Shards read to their end, per table."),

@@ -28,6 +28,9 @@ pub struct Problem {
 pub struct KnownGap {
     pub file: String,
     pub message: String,
+    /// Records the archiver knows it lost (written into the chain): these fail `verify` unless
+    /// accepted. A parent older than the archive is not a loss of the archiver's.
+    pub lost: bool,
 }
 
 /// A stream record archived verbatim because it could not become a row: listed, not a problem
@@ -53,6 +56,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// Gaps the archiver recorded (records lost).
+    pub fn lost(&self) -> usize {
+        self.known_gaps.iter().filter(|g| g.lost).count()
+    }
+
     fn problem(&mut self, file: &str, check: &'static str, message: impl Into<String>) {
         self.problems.push(Problem {
             file: file.to_owned(),
@@ -131,9 +139,24 @@ pub fn verify_table(table: &str, files: &[FileFacts], since: Option<&str>) -> Re
         }
         ids.extend(rows.event_ids.iter().map(|id| (*id, index as u32)));
         if let Some(gap) = f.meta(meta::GAP_AFTER_SEQUENCE) {
+            let why = match f.meta(meta::GAP_REASON) {
+                Some("expired") => {
+                    "the shard expired from the stream before it was read to its end"
+                }
+                Some("retention") => {
+                    "the shard's oldest records were trimmed from the stream before its first read"
+                }
+                _ => "records trimmed from the stream before they were read",
+            };
+            let from = if gap == "none" {
+                "from the shard's start".to_owned()
+            } else {
+                format!("after sequence number {gap}")
+            };
             r.known_gaps.push(KnownGap {
                 file: f.key.clone(),
-                message: format!("records trimmed from the stream before they were read, after sequence number {gap}"),
+                message: format!("RECORDS LOST {from}: {why}"),
+                lost: true,
             });
         }
         if f.meta(meta::TABLE).is_some() && f.meta(meta::LAYOUT_VERSION) != Some(LAYOUT_VERSION) {
@@ -347,6 +370,7 @@ fn check_lineage(r: &mut Report, shards: &BTreeMap<String, Shard>) {
                         r.known_gaps.push(KnownGap {
                             file: first.key.clone(),
                             message: format!("parent {parent} of shard {shard} is older than the archive of its stream (the archive begins after it)"),
+                            lost: false,
                         });
                     } else {
                         r.problem(&first.key, "lineage", format!("its parent {parent} is not in the archive"));

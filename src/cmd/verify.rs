@@ -59,6 +59,13 @@ pub async fn run(config: VerifyConfig) -> Result<(), CommandError> {
             config.archive
         )));
     }
+    let gaps: usize = reports.iter().map(Report::lost).sum();
+    if gaps > 0 && !config.accept_known_gaps {
+        return Err(CommandError::Runtime(format!(
+            "{} records {gaps} gaps (records lost before they were read; listed above); once investigated, --accept-known-gaps accepts them",
+            config.archive
+        )));
+    }
     Ok(())
 }
 

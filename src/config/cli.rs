@@ -350,6 +350,12 @@ pub struct VerifyArgs {
     /// Print the report as JSON. [default: false]
     #[arg(long, env = "ARCHIVER_JSON")]
     pub json: bool,
+
+    /// Exit 0 although the archive records gaps (records the stream trimmed or expired before
+    /// they were read): once they are investigated and accepted. They are still listed.
+    /// [default: false]
+    #[arg(long, env = "ARCHIVER_ACCEPT_KNOWN_GAPS")]
+    pub accept_known_gaps: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]

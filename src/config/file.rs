@@ -37,6 +37,7 @@ pub struct FileConfig {
     pub export: Option<String>,
     pub key_attributes: Option<Vec<String>>,
     pub since: Option<String>,
+    pub accept_known_gaps: Option<bool>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub as_of: Option<String>,

@@ -658,6 +658,8 @@ pub struct VerifyConfig {
     pub tables: Vec<TableName>,
     pub since: Option<String>,
     pub json: bool,
+    /// Recorded gaps do not fail the run.
+    pub accept_known_gaps: bool,
     pub log: LogConfig,
 }
 
@@ -671,6 +673,7 @@ impl VerifyConfig {
             tables,
             since,
             json: args.json,
+            accept_known_gaps: args.accept_known_gaps || file.accept_known_gaps.unwrap_or(false),
             log: log_config(&args.common, &file),
         })
     }

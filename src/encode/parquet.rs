@@ -52,6 +52,9 @@ pub mod meta {
     /// Present when records were trimmed from the stream before they could be read: the last
     /// sequence number archived before the gap (or `none`), so the gap is recorded, not hidden.
     pub const GAP_AFTER_SEQUENCE: &str = "gap_after_sequence_number";
+    /// Beside `gap_after_sequence_number`: why the records were lost (`trimmed`, `expired` or
+    /// `retention`; see `pipeline::output::GapReason`).
+    pub const GAP_REASON: &str = "gap_reason";
     /// Backfill files: the scan (its start time, `YYYYMMDDTHHMMSSZ`).
     pub const BACKFILL_SCAN_ID: &str = "backfill_scan_id";
     /// Backfill files: `<segment>/<total segments>`.

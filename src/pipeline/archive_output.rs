@@ -14,7 +14,7 @@
 //! construction"; the states are in `src/pipeline/design.md`.
 
 use super::checkpointer::Checkpointer;
-use super::output::{Flow, Gap, Output};
+use super::output::{report_gap, Flow, Gap, GapReason, Output};
 use super::shard_task::{ShardError, ShardSettings};
 use crate::archive::layout::{self, dt_of_millis, ArchiveKey};
 use crate::archive::{ArchiveSink, Published, SinkError, StoredFile};
@@ -43,6 +43,11 @@ const TRIM_LOOKBACK_DAYS: i64 = 7;
 /// were both written while the shard was open (about four hours on AWS), so they lie at most a day
 /// apart. Two listings per shard that starts without a file.
 const CHAIN_START_LOOKBACK_DAYS: i64 = 2;
+
+/// A chain that starts with a record at least this old (and not the shard's first) starts after
+/// a trim: the stream keeps records 24 hours, and one read within the last hour of them had its
+/// predecessors trimmed, or nearly. A record younger than this cannot follow a trim.
+const NEAR_TRIM_HORIZON_MS: i64 = 23 * 3600 * 1000;
 
 /// The file being assembled.
 struct OpenFile {
@@ -73,7 +78,10 @@ pub struct ArchiveOutput {
     /// encoded in vain.
     probed: bool,
     /// A gap to record in the next file's metadata.
-    pending_gap: Option<String>,
+    pending_gap: Option<Gap>,
+    /// The shard's first record, from DescribeStream: a chain that starts at another record
+    /// started after a trim.
+    starting_sequence: Option<SequenceNumber>,
     spool_seq: u64,
 }
 
@@ -185,7 +193,13 @@ impl Io {
 }
 
 impl ArchiveOutput {
-    pub fn new(store: ArchiveSink, metrics: Arc<Metrics>, settings: ShardSettings) -> Self {
+    /// `starting_sequence`: the shard's first record, as DescribeStream gives it.
+    pub fn new(
+        store: ArchiveSink,
+        metrics: Arc<Metrics>,
+        settings: ShardSettings,
+        starting_sequence: Option<SequenceNumber>,
+    ) -> Self {
         Self {
             io: Io {
                 store,
@@ -195,6 +209,7 @@ impl ArchiveOutput {
             open: None,
             probed: false,
             pending_gap: None,
+            starting_sequence,
             spool_seq: 0,
         }
     }
@@ -282,7 +297,11 @@ impl ArchiveOutput {
             )),
         }
         if let Some(gap) = self.pending_gap.take() {
-            kv.push((meta::GAP_AFTER_SEQUENCE.into(), gap));
+            let after = gap
+                .after
+                .map_or_else(|| "none".to_owned(), |s| s.to_string());
+            kv.push((meta::GAP_AFTER_SEQUENCE.into(), after));
+            kv.push((meta::GAP_REASON.into(), gap.reason.label().into()));
         }
         kv
     }
@@ -361,9 +380,31 @@ impl ArchiveOutput {
                 // and this one are gone, and that is the gap to record.
                 return Ok(Some(Position::After(last)));
             }
+            if cp.lease().last_file_key.is_none() {
+                self.chain_starts_at(row, seq, cp);
+            }
         }
         self.probed = true;
         Ok(None)
+    }
+
+    /// The shard's chain starts with `row` (nothing of the shard is in the archive). If the
+    /// stream no longer holds the shard's first record, the records before this one were trimmed
+    /// before anyone read them: a gap. "No longer holds" is told without trusting a clock alone:
+    /// this is not the shard's first record (DescribeStream's starting sequence number), and it
+    /// is about as old as the stream keeps records, so those before it are past the trim horizon.
+    fn chain_starts_at(&mut self, row: &ChangeRecord, seq: &SequenceNumber, cp: &Checkpointer) {
+        let first_of_shard = self.starting_sequence.as_ref().is_none_or(|s| s == seq);
+        let age = crate::clock::now_ms().saturating_sub(row.event_time_ms);
+        if first_of_shard || self.pending_gap.is_some() || age < NEAR_TRIM_HORIZON_MS {
+            return;
+        }
+        let gap = Gap {
+            after: None,
+            reason: GapReason::Retention,
+        };
+        report_gap(&self.io.metrics, cp.lease(), &gap);
+        self.pending_gap = Some(gap);
     }
 
     /// Publishes the open file (if it holds rows) and checkpoints its last record, or adopts the
@@ -503,33 +544,17 @@ impl Output for ArchiveOutput {
             // the trim again there if it is still in the way.
             return Ok(flow);
         }
-        let Gap::Trimmed { after } = gap;
-        self.pending_gap = Some(after.map_or_else(|| "none".to_owned(), |s| s.to_string()));
+        // Of two gaps before one file, the first says where the loss begins.
+        self.pending_gap.get_or_insert(gap);
         self.probed = false;
         Ok(Flow::Continue)
     }
 
-    async fn end(&mut self, gone: bool, cp: &mut Checkpointer) -> Result<Flow, ShardError> {
-        // Gone: records between the last one read and the shard's end can no longer be read.
-        let gap = gone.then(|| {
-            self.open
-                .as_ref()
-                .map(|o| o.last.to_string())
-                .or_else(|| match &cp.lease().checkpoint {
-                    Checkpoint::At(s) => Some(s.to_string()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "none".into())
-        });
-        if let Some(after) = &gap {
-            tracing::error!(table = %cp.lease().table, shard = %cp.lease().shard, gap_after = %after, "RECORDS MAY BE LOST: the shard expired from the stream before it was read to its end");
-        }
-        // The last records get an ordinary file; the end is always its own marker.
+    async fn end(&mut self, cp: &mut Checkpointer) -> Result<Flow, ShardError> {
+        // The last records get an ordinary file; the end is always its own marker (which carries
+        // the gap of a shard that expired unread).
         if let flow @ Flow::ReadFrom(_) = self.publish_open(cp).await? {
             return Ok(flow);
-        }
-        if gap.is_some() {
-            self.pending_gap = gap;
         }
         self.spool_seq += 1;
         let lease = cp.lease();

@@ -199,7 +199,7 @@ impl Output for FirehoseOutput {
         self.flush(cp).await
     }
 
-    async fn end(&mut self, _gone: bool, cp: &mut Checkpointer) -> Result<Flow, ShardError> {
+    async fn end(&mut self, cp: &mut Checkpointer) -> Result<Flow, ShardError> {
         self.ship_lines(cp).await?;
         // No file marks the end: the SHARD_END checkpoint alone lets the children start.
         cp.commit(Checkpoint::ShardEnd, None).await?;

@@ -420,7 +420,17 @@ fn spawn(
     let settings = ctx.settings.clone();
     let run = match &ctx.sink {
         Destination::Archive(store) => {
-            let output = ArchiveOutput::new(store.clone(), ctx.metrics.clone(), settings.clone());
+            let starting = st
+                .shards
+                .iter()
+                .find(|s| s.id == shard)
+                .and_then(|s| s.starting_sequence.clone());
+            let output = ArchiveOutput::new(
+                store.clone(),
+                ctx.metrics.clone(),
+                settings.clone(),
+                starting,
+            );
             let task = ShardTask::new(checkpointer, output, readers, settings, control);
             futures_boxed(task.run(token))
         }

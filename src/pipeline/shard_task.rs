@@ -11,7 +11,7 @@
 use super::budget::Budgets;
 use super::checkpointer::Checkpointer;
 use super::lease_control::{LeaseControl, StopMode};
-use super::output::{Flow, Gap, Output};
+use super::output::{report_gap, Flow, Gap, GapReason, Output};
 use crate::archive::SinkError;
 use crate::encode::parquet::WriteError;
 use crate::encode::record::RecordError;
@@ -186,21 +186,36 @@ impl<O: Output> ShardTask<O> {
                     Some(ReadEvent::Records(rows)) => self.output.push(rows, &mut self.checkpointer).await?,
                     Some(ReadEvent::Invalid(e)) => return Err(e.into()),
                     Some(ReadEvent::Trimmed { after }) => {
-                        self.output.gap(Gap::Trimmed { after }, &mut self.checkpointer).await?
+                        let gap = Gap { after, reason: GapReason::Trimmed };
+                        report_gap(&self.metrics, self.checkpointer.lease(), &gap);
+                        self.output.gap(gap, &mut self.checkpointer).await?
                     }
-                    Some(event @ (ReadEvent::End | ReadEvent::Gone)) => {
-                        match self.output.end(matches!(event, ReadEvent::Gone), &mut self.checkpointer).await? {
-                            Flow::Continue => return Ok(Step::Done(ShardOutcome::Finished)),
+                    Some(ReadEvent::Gone { after }) => {
+                        let gap = Gap { after, reason: GapReason::Expired };
+                        report_gap(&self.metrics, self.checkpointer.lease(), &gap);
+                        match self.output.gap(gap, &mut self.checkpointer).await? {
+                            Flow::Continue => self.end().await?,
                             flow => flow,
                         }
                     }
+                    Some(ReadEvent::End) => self.end().await?,
                     None => return Err(ShardError::ReaderGone),
                 },
             };
-            if let Flow::ReadFrom(p) = flow {
-                return Ok(Step::ReadFrom(p));
+            match flow {
+                Flow::ReadFrom(p) => return Ok(Step::ReadFrom(p)),
+                Flow::Finished => return Ok(Step::Done(ShardOutcome::Finished)),
+                Flow::Continue => {}
             }
         }
+    }
+
+    /// The shard was read to its end: the output records the end and checkpoints `SHARD_END`.
+    async fn end(&mut self) -> Result<Flow, ShardError> {
+        Ok(match self.output.end(&mut self.checkpointer).await? {
+            Flow::Continue => Flow::Finished,
+            flow => flow,
+        })
     }
 
     /// The stop token was cancelled: by shutdown, a steal request, or the lease cycle finding the

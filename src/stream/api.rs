@@ -174,6 +174,9 @@ pub struct ShardDesc {
     pub parent: Option<ShardId>,
     /// Present once the shard is closed.
     pub ending_sequence: Option<SequenceNumber>,
+    /// The shard's first record (DynamoDB Streams: "the first sequence number for the stream
+    /// records contained within a shard").
+    pub starting_sequence: Option<SequenceNumber>,
 }
 
 /// Every shard of a stream (DescribeStream, all pages).
@@ -203,6 +206,10 @@ pub async fn list_shards(
                 ending_sequence: s
                     .sequence_number_range()
                     .and_then(|r| r.ending_sequence_number())
+                    .and_then(|n| SequenceNumber::parse(n).ok()),
+                starting_sequence: s
+                    .sequence_number_range()
+                    .and_then(|r| r.starting_sequence_number())
                     .and_then(|n| SequenceNumber::parse(n).ok()),
             });
         }

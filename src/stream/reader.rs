@@ -39,8 +39,9 @@ pub enum ReadEvent {
     Trimmed { after: Option<SequenceNumber> },
     /// The shard is closed and every record was read.
     End,
-    /// The shard no longer exists in the stream (it expired).
-    Gone,
+    /// The shard no longer exists in the stream (it expired): records after `after` (the last
+    /// one read, if any) to its end can no longer be read.
+    Gone { after: Option<SequenceNumber> },
 }
 
 pub struct ShardReader {
@@ -130,7 +131,11 @@ impl ShardReader {
                     }
                     Err(StreamError::NotFound(msg)) => {
                         tracing::warn!(table = %self.table, shard = %self.shard, "shard is gone from the stream: {msg}");
-                        let _ = events.send(ReadEvent::Gone).await;
+                        let _ = events
+                            .send(ReadEvent::Gone {
+                                after: self.last_read(),
+                            })
+                            .await;
                         return;
                     }
                     Err(e) => {
@@ -223,7 +228,11 @@ impl ShardReader {
                 }
                 Err(StreamError::NotFound(msg)) => {
                     tracing::warn!(table = %self.table, shard = %self.shard, "shard is gone from the stream: {msg}");
-                    let _ = events.send(ReadEvent::Gone).await;
+                    let _ = events
+                        .send(ReadEvent::Gone {
+                            after: self.last_read(),
+                        })
+                        .await;
                     return;
                 }
                 Err(e) => {
@@ -253,7 +262,11 @@ impl ShardReader {
                     }
                     _ => {
                         tracing::warn!(table = %self.table, shard = %self.shard, "shard is closed and its data is trimmed even at TRIM_HORIZON; treating the shard as gone: {msg}");
-                        let _ = events.send(ReadEvent::Gone).await;
+                        let _ = events
+                            .send(ReadEvent::Gone {
+                                after: self.last_read(),
+                            })
+                            .await;
                         false
                     }
                 },
@@ -264,26 +277,19 @@ impl ShardReader {
                 }
             };
         }
-        let after = match &self.position {
-            Position::After(s) => Some(s.clone()),
-            _ => None,
-        };
-        tracing::error!(
-            table = %self.table,
-            shard = %self.shard,
-            gap_after = after.as_ref().map_or("shard start".to_string(), |s| s.to_string()),
-            "RECORDS LOST: the stream trimmed records of this shard before they were archived (older than 24 hours); the gap is recorded in the next file's metadata and reading continues from TRIM_HORIZON: {msg}"
-        );
-        self.metrics.inc(
-            Metric::TrimmedGaps,
-            &[
-                ("table", self.table.as_str()),
-                ("shard", self.shard.as_str()),
-            ],
-            1,
-        );
+        let after = self.last_read();
+        // The shard task logs and counts the gap (RECORDS LOST) and writes it into the chain.
+        tracing::info!(table = %self.table, shard = %self.shard, "the stream trimmed records past this reader's position; reading on from TRIM_HORIZON: {msg}");
         self.position = Position::TrimHorizon;
         events.send(ReadEvent::Trimmed { after }).await.is_ok()
+    }
+
+    /// The last record read (or the position it started after), if any.
+    fn last_read(&self) -> Option<SequenceNumber> {
+        match &self.position {
+            Position::After(s) => Some(s.clone()),
+            _ => None,
+        }
     }
 
     async fn retry_later(&self, e: &StreamError, backoff: &mut Backoff) {

@@ -368,13 +368,21 @@ async fn a_parent_trimmed_while_read_is_a_reported_gap_and_its_children_are_read
         vec![gap_after.clone()],
         "the gap is recorded where it is"
     );
-    let (code, out, err) =
-        Archiver::output(&stack, &["verify", "--archive", archive.to_str().unwrap()]);
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", "--archive", archive.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Archiver::output(&stack, &args)
+    };
+    let (code, out, err) = verify(&[]);
+    assert_eq!(code, 1, "a recorded loss fails verify: {out}{err}");
+    assert!(out.contains(&gap_after), "verify names the gap: {out}");
+    assert!(out.contains("RECORDS LOST"), "{out}");
+    let (code, out, err) = verify(&["--accept-known-gaps"]);
     assert_eq!(
         code, 0,
-        "a recorded trim is a known gap, not a failure: {out}{err}"
+        "an accepted gap is listed, not a failure: {out}{err}"
     );
-    assert!(out.contains(&gap_after), "verify names the gap: {out}");
+    assert!(out.contains(&gap_after), "{out}");
 }
 
 /// Eight parents, each split into two open children: versions 1-4 of a key in its parent,

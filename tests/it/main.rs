@@ -13,6 +13,7 @@ mod fault_streams;
 mod faults;
 mod fidelity;
 mod firehose;
+mod gaps;
 mod import_export;
 mod leases_cmd;
 mod operate;
