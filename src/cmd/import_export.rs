@@ -24,6 +24,7 @@ pub async fn run(
     let settings = Settings {
         sink,
         table: config.table.clone(),
+        from_table: config.from_table.clone(),
         key_names: config.key_attributes.clone(),
         parallel: config.parallel,
         spool_dir: config.spool_dir.clone(),

@@ -296,6 +296,11 @@ pub struct ImportExportArgs {
     #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
     pub archive: Option<String>,
 
+    /// The table the export was taken of, when it is archived under another name (a renamed
+    /// table): the export's manifest must name this table. [default: --table]
+    #[arg(long, env = "ARCHIVER_FROM_TABLE", value_name = "NAME")]
+    pub from_table: Option<String>,
+
     /// Key attribute names of a full export's table, partition key first (`pk` or `pk,sk`).
     /// [default: read from DescribeTable on --table]
     #[arg(

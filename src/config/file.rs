@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub new_scan: Option<bool>,
     pub progress: Option<super::cli::ProgressMode>,
     pub export: Option<String>,
+    pub from_table: Option<String>,
     pub key_attributes: Option<Vec<String>>,
     pub since: Option<String>,
     pub accept_known_gaps: Option<bool>,

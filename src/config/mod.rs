@@ -585,6 +585,8 @@ impl BackfillConfig {
 #[derive(Debug, Clone)]
 pub struct ImportExportConfig {
     pub export: String,
+    /// The table the export must be of, when not `table`.
+    pub from_table: Option<TableName>,
     /// Key attribute names for full exports; `None`: from DescribeTable.
     pub key_attributes: Option<Vec<String>>,
     pub table: TableName,
@@ -633,8 +635,15 @@ impl ImportExportConfig {
                     .into(),
             });
         }
+        let from_table = args
+            .from_table
+            .as_ref()
+            .or(file.from_table.as_ref())
+            .map(|t| validate_table(t.trim()))
+            .transpose()?;
         Ok(Self {
             export,
+            from_table,
             key_attributes: (!key_attributes.is_empty()).then_some(key_attributes),
             table: tables.remove(0),
             archive: required_archive(args.archive.as_ref(), &file)?,

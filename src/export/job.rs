@@ -28,7 +28,10 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub sink: ArchiveSink,
+    /// The table the export is archived under.
     pub table: TableName,
+    /// The table the export must be of, when it is not `table` (a renamed table, on purpose).
+    pub from_table: Option<TableName>,
     /// For full exports; `None`: learned from DescribeTable.
     pub key_names: Option<Vec<String>>,
     pub parallel: usize,
@@ -66,6 +69,27 @@ pub enum Outcome {
         done: u64,
         total: u64,
     },
+}
+
+/// The export must be of `--table` (or of `--from-table`, when given): the manifest names it in
+/// `tableArn`. An export filed under the wrong table would put another table's items into its
+/// archive, where `snapshot` and `history` would take them for its own.
+fn check_table(summary: &manifest::Summary, settings: &Settings) -> Result<(), ExportError> {
+    let expected = settings.from_table.as_ref().unwrap_or(&settings.table);
+    let Some(arn) = &summary.table_arn else {
+        tracing::warn!(export = %summary.export_id, "the export's manifest names no tableArn; it cannot be checked against --table");
+        return Ok(());
+    };
+    let exported = arn.rsplit_once(":table/").map_or(arn.as_str(), |(_, t)| t);
+    if exported == expected.as_str() {
+        return Ok(());
+    }
+    Err(ExportError::WrongTable {
+        exported: exported.to_owned(),
+        table_arn: arn.clone(),
+        expected: expected.to_string(),
+        table: settings.table.to_string(),
+    })
 }
 
 /// Reads a manifest and checks it against its `.md5` (or `.checksum`) file when there is one.
@@ -109,6 +133,7 @@ pub async fn import(
             message,
         })?;
     let table = &settings.table;
+    check_table(&summary, settings)?;
     let sink = &settings.sink;
     let prefix = crate::archive::layout::imports_dir(table, &summary.export_id);
     let markers = sink.list(&prefix).await?;

@@ -21,6 +21,13 @@ pub enum ExportError {
     Corrupt { location: String, message: String },
     #[error("the key attributes of `{table}` are unknown ({message}); give them with --key-attributes PARTITION_KEY[,SORT_KEY]")]
     KeyAttributes { table: String, message: String },
+    #[error("the export is of table `{exported}` ({table_arn}), not `{expected}`; nothing was archived. Give --table {exported}, or, to file a renamed table's export under `{table}`, --from-table {exported}")]
+    WrongTable {
+        exported: String,
+        table_arn: String,
+        expected: String,
+        table: String,
+    },
     #[error(transparent)]
     Sink(#[from] crate::archive::SinkError),
     #[error(transparent)]
@@ -32,7 +39,7 @@ impl ExportError {
     pub fn is_config(&self) -> bool {
         use crate::archive::SinkError as S;
         match self {
-            Self::Manifest { .. } | Self::KeyAttributes { .. } => true,
+            Self::Manifest { .. } | Self::KeyAttributes { .. } | Self::WrongTable { .. } => true,
             Self::Sink(e) => matches!(
                 e,
                 S::NoSuchBucket { .. } | S::AccessDenied { .. } | S::NotWritable { .. }

@@ -80,13 +80,13 @@ fn write_export(root: &Path, id: &str, kind: &Kind, files: &[Vec<String>]) -> Pa
         ));
         total += lines.len();
     }
-    let arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/t/export/{id}");
+    let arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/things/export/{id}");
     let summary = match kind {
         Kind::Full { export_time } => format!(
-            r#"{{"version":"2020-06-30","exportArn":"{arn}","startTime":"{export_time}","endTime":"{export_time}","tableArn":"arn:aws:dynamodb:us-east-1:123456789012:table/t","tableId":"x","exportTime":"{export_time}","s3Bucket":"exports-bucket","s3Prefix":"exports","s3SseAlgorithm":"AES256","s3SseKmsKeyId":null,"manifestFilesS3Key":"exports/AWSDynamoDB/{id}/manifest-files.json","billedSizeBytes":1,"itemCount":{total},"outputFormat":"DYNAMODB_JSON"}}"#
+            r#"{{"version":"2020-06-30","exportArn":"{arn}","startTime":"{export_time}","endTime":"{export_time}","tableArn":"arn:aws:dynamodb:us-east-1:123456789012:table/things","tableId":"x","exportTime":"{export_time}","s3Bucket":"exports-bucket","s3Prefix":"exports","s3SseAlgorithm":"AES256","s3SseKmsKeyId":null,"manifestFilesS3Key":"exports/AWSDynamoDB/{id}/manifest-files.json","billedSizeBytes":1,"itemCount":{total},"outputFormat":"DYNAMODB_JSON"}}"#
         ),
         Kind::Incremental => format!(
-            r#"{{"version":"2023-08-01","exportArn":"{arn}","startTime":"2026-11-20T00:00:00Z","endTime":"2026-11-20T00:05:00Z","tableArn":"arn:aws:dynamodb:us-east-1:123456789012:table/t","tableId":"x","exportFromTime":"2026-11-18T00:00:00Z","exportToTime":"2026-11-20T00:00:00Z","s3Bucket":"exports-bucket","s3Prefix":"exports","s3SseAlgorithm":"AES256","s3SseKmsKeyId":null,"manifestFilesS3Key":"exports/AWSDynamoDB/{id}/manifest-files.json","billedSizeBytes":1,"itemCount":{total},"outputFormat":"DYNAMODB_JSON","outputView":"NEW_AND_OLD_IMAGES","exportType":"INCREMENTAL_EXPORT"}}"#
+            r#"{{"version":"2023-08-01","exportArn":"{arn}","startTime":"2026-11-20T00:00:00Z","endTime":"2026-11-20T00:05:00Z","tableArn":"arn:aws:dynamodb:us-east-1:123456789012:table/things","tableId":"x","exportFromTime":"2026-11-18T00:00:00Z","exportToTime":"2026-11-20T00:00:00Z","s3Bucket":"exports-bucket","s3Prefix":"exports","s3SseAlgorithm":"AES256","s3SseKmsKeyId":null,"manifestFilesS3Key":"exports/AWSDynamoDB/{id}/manifest-files.json","billedSizeBytes":1,"itemCount":{total},"outputFormat":"DYNAMODB_JSON","outputView":"NEW_AND_OLD_IMAGES","exportType":"INCREMENTAL_EXPORT"}}"#
         ),
     };
     for (name, body) in [
@@ -433,4 +433,47 @@ async fn corrupt_or_missing_files_are_named_and_nothing_half_done_looks_complete
     let (code, _, err) = import(&stack, folder.to_str().unwrap(), &archive, &extra);
     assert_eq!(code, 1);
     assert!(err.contains("manifest-summary.json"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_of_another_table_is_refused_unless_the_rename_is_named() {
+    let stack = Stack::start().await;
+    let root = stack.dir.path().join("bucket");
+    let all = items(20);
+    let folder = full_export(&root, &all);
+    let archive = stack.dir.path().join("archive");
+    let run = |table: &str, extra: &[&str]| {
+        let mut args = vec![
+            "import-export",
+            "--export",
+            folder.to_str().unwrap(),
+            "--table",
+            table,
+            "--archive",
+            archive.to_str().unwrap(),
+            "--key-attributes",
+            "id",
+            "--log-format",
+            "text",
+        ];
+        args.extend_from_slice(extra);
+        Archiver::output(&stack, &args)
+    };
+    let (code, out, err) = run("renamed", &[]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("`things`") && err.contains("`renamed`"),
+        "names both: {err}"
+    );
+    assert!(err.contains("--from-table things"), "says the fix: {err}");
+    assert!(archive_files(&archive).is_empty(), "nothing was archived");
+    let (code, _, err) = run("renamed", &["--from-table", "someother"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, out, err) = run("renamed", &["--from-table", "things"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let rows = read_archive(&archive);
+    assert_eq!(rows.len(), all.len());
+    assert!(rows
+        .iter()
+        .all(|r| r.table_name == "renamed" && r.file.starts_with("renamed/")));
 }
