@@ -154,6 +154,7 @@ mod tests {
             last_file_sha256: None,
             updated_at_ms: Some(1_000),
             pending_owner: None,
+            start_after_ms: None,
         }
     }
 

@@ -27,6 +27,9 @@ mod attr {
     pub const UPDATED_AT: &str = "updatedAt";
     /// A worker that asked for this lease (a balancing steal); the owner hands it over.
     pub const PENDING_OWNER: &str = "pendingOwner";
+    /// With checkpoint `LATEST`: the instant (ms) the table was first followed; the shard's
+    /// records created from then on are archived.
+    pub const START_AFTER: &str = "startAfter";
 }
 
 /// How long creating the lease table may take before we give up.
@@ -102,6 +105,10 @@ pub struct Lease {
     pub updated_at_ms: Option<i64>,
     /// A worker that asked for this lease; the owner flushes, checkpoints and hands it over.
     pub pending_owner: Option<String>,
+    /// With checkpoint `LATEST`: `--start-position latest` took effect at this instant (ms since
+    /// the epoch); the shard is read from its start and records created before it are skipped,
+    /// so that a crash before the first checkpoint skips nothing written after it.
+    pub start_after_ms: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -289,9 +296,77 @@ impl LeaseStore {
                     self.api("Scan", e)
                 }
             })?;
-            out.push(self.parse(&item)?);
+            match self.parse(&item) {
+                Ok(lease) => out.push(lease),
+                // One bad item must not stop every take and takeover: it is named and skipped
+                // (its shard waits until the item is repaired or deleted).
+                Err(e) => tracing::error!(
+                    "skipping a lease item that cannot be read: {e}; repair or delete it"
+                ),
+            }
         }
         Ok(out)
+    }
+
+    /// Creates a lease nobody holds yet, as `--start-position latest` does for every shard when
+    /// a stream is first followed: open shards at `LATEST` from `start_after_ms`, closed ones at
+    /// `SHARD_END` (never read). Conditional on there being no lease for the shard, so that
+    /// workers starting together agree (the first write wins).
+    pub async fn initialize(
+        &self,
+        stream: &StreamArn,
+        table: &TableName,
+        shard: &ShardId,
+        parents: &[ShardId],
+        checkpoint: Checkpoint,
+        start_after_ms: Option<i64>,
+    ) -> Result<Lease, LeaseError> {
+        let key = LeaseKey::new(table, stream, shard);
+        let now = crate::clock::now_ms();
+        let mut item = HashMap::from([
+            (attr::LEASE_KEY.into(), A::S(key.0.clone())),
+            (attr::TABLE.into(), A::S(table.to_string())),
+            (attr::STREAM.into(), A::S(stream.to_string())),
+            (attr::SHARD.into(), A::S(shard.to_string())),
+            (attr::COUNTER.into(), A::N("1".into())),
+            (attr::CHECKPOINT.into(), A::S(checkpoint.to_attr())),
+            (attr::OWNER_SWITCHES.into(), A::N("0".into())),
+            (attr::UPDATED_AT.into(), A::N(now.to_string())),
+        ]);
+        if let Some(t) = start_after_ms {
+            item.insert(attr::START_AFTER.into(), A::N(t.to_string()));
+        }
+        if !parents.is_empty() {
+            item.insert(
+                attr::PARENTS.into(),
+                A::Ss(parents.iter().map(|p| p.to_string()).collect()),
+            );
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", attr::LEASE_KEY)
+            .send()
+            .await
+            .map_err(|e| self.conditional("PutItem", &key, e))?;
+        Ok(Lease {
+            key,
+            table: table.clone(),
+            stream: stream.clone(),
+            shard: shard.clone(),
+            parents: parents.to_vec(),
+            owner: None,
+            counter: 1,
+            checkpoint,
+            owner_switches_since_checkpoint: 0,
+            last_file_key: None,
+            last_file_sha256: None,
+            updated_at_ms: Some(now),
+            pending_owner: None,
+            start_after_ms,
+        })
     }
 
     /// Takes the lease of a shard for this worker, creating it (at `start`) if it does not exist.
@@ -322,6 +397,7 @@ impl LeaseStore {
                     last_file_sha256: None,
                     updated_at_ms: Some(now),
                     pending_owner: None,
+                    start_after_ms: None,
                 };
                 let mut item = HashMap::from([
                     (attr::LEASE_KEY.into(), A::S(key.0.clone())),
@@ -576,6 +652,10 @@ impl LeaseStore {
             pending_owner: s(attr::PENDING_OWNER),
             updated_at_ms: item
                 .get(attr::UPDATED_AT)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok()),
+            start_after_ms: item
+                .get(attr::START_AFTER)
                 .and_then(|v| v.as_n().ok())
                 .and_then(|n| n.parse().ok()),
         })

@@ -80,7 +80,7 @@ pub struct ArchiveOutput {
     /// A gap to record in the next file's metadata.
     pending_gap: Option<Gap>,
     /// The shard's first record, from DescribeStream: a chain that starts at another record
-    /// started after a trim.
+    /// started after a trim (or after the records `--start-position latest` skipped).
     starting_sequence: Option<SequenceNumber>,
     spool_seq: u64,
 }
@@ -290,7 +290,10 @@ impl ArchiveOutput {
                 meta::START_POSITION.into(),
                 match &lease.checkpoint {
                     Checkpoint::TrimHorizon => "TRIM_HORIZON".into(),
-                    Checkpoint::Latest => "LATEST".into(),
+                    Checkpoint::Latest => match lease.start_after_ms {
+                        Some(t) => format!("AT_TIMESTAMP:{}", crate::clock::rfc3339(t)),
+                        None => "LATEST".into(),
+                    },
                     Checkpoint::At(s) => format!("AFTER_SEQUENCE_NUMBER:{s}"),
                     Checkpoint::ShardEnd => "SHARD_END".into(),
                 },
@@ -473,15 +476,6 @@ impl ArchiveOutput {
 }
 
 impl Output for ArchiveOutput {
-    fn start_position(&self, cp: &Checkpointer) -> Position {
-        match &cp.lease().checkpoint {
-            Checkpoint::TrimHorizon => Position::TrimHorizon,
-            Checkpoint::Latest => Position::Latest,
-            Checkpoint::At(s) => Position::After(s.clone()),
-            Checkpoint::ShardEnd => unreachable!("finished shards are not started"),
-        }
-    }
-
     async fn push(
         &mut self,
         rows: Vec<ChangeRecord>,
@@ -585,6 +579,11 @@ impl Output for ArchiveOutput {
             1,
         );
         Ok(Flow::Continue)
+    }
+
+    fn skipped_before_start(&mut self) {
+        // The records before the chain's first are in the stream; they were skipped, not lost.
+        self.starting_sequence = None;
     }
 
     fn discard(&mut self) {

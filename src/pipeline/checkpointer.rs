@@ -6,6 +6,7 @@ use super::shard_task::ShardError;
 use crate::backoff::{retry, Backoff};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseStore};
 use crate::metrics::{Metric, Metrics};
+use crate::stream::api::Position;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,30 @@ impl Checkpointer {
 
     pub fn lease(&self) -> &Lease {
         &self.lease
+    }
+
+    /// Where reading resumes from the lease. A `LATEST` lease that records when
+    /// `--start-position latest` took effect is read from the shard's start (records created
+    /// before that instant are skipped by the shard loop), so that nothing written after it is
+    /// skipped, whatever crashed in between.
+    pub fn resume_position(&self) -> Position {
+        match &self.lease.checkpoint {
+            Checkpoint::TrimHorizon => Position::TrimHorizon,
+            Checkpoint::Latest if self.lease.start_after_ms.is_some() => Position::TrimHorizon,
+            Checkpoint::Latest => Position::Latest,
+            Checkpoint::At(s) => Position::After(s.clone()),
+            Checkpoint::ShardEnd => unreachable!("finished shards are not started"),
+        }
+    }
+
+    /// The cutoff of a `LATEST` lease that has not yet archived anything: records created before
+    /// this (ms, to the second: DynamoDB Streams rounds creation times down to the second) are
+    /// not archived.
+    pub fn skip_before_ms(&self) -> Option<i64> {
+        match (&self.lease.checkpoint, self.lease.start_after_ms) {
+            (Checkpoint::Latest, Some(t)) => Some(t - t.rem_euclid(1000)),
+            _ => None,
+        }
     }
 
     /// Moves the checkpoint (and, for a file, the chain's last file and its stored hash),

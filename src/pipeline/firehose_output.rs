@@ -20,7 +20,6 @@ use crate::leases::Checkpoint;
 use crate::metrics::{Metric, Metrics};
 use crate::sink::aggregate::{Aggregator, MAX_RECORD_BYTES};
 use crate::sink::firehose::{FirehoseError, FirehoseSink};
-use crate::stream::api::Position;
 use crate::types::SequenceNumber;
 use std::sync::Arc;
 use std::time::Instant;
@@ -162,16 +161,6 @@ impl FirehoseOutput {
 }
 
 impl Output for FirehoseOutput {
-    fn start_position(&self, cp: &Checkpointer) -> Position {
-        // Firehose leaves nothing to look at: the checkpoint is the whole truth.
-        match &cp.lease().checkpoint {
-            Checkpoint::TrimHorizon => Position::TrimHorizon,
-            Checkpoint::Latest => Position::Latest,
-            Checkpoint::At(s) => Position::After(s.clone()),
-            Checkpoint::ShardEnd => unreachable!("finished shards are not started"),
-        }
-    }
-
     async fn push(
         &mut self,
         rows: Vec<ChangeRecord>,

@@ -262,6 +262,46 @@ async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize, scanned: Vec<Leas
     }
 }
 
+/// `--start-position latest`, when a stream is first followed (it has no lease at all): every
+/// shard open now gets a lease at `LATEST` from this instant, and every closed one (their
+/// ancestors) one at `SHARD_END`, never read. Shards born later get `TRIM_HORIZON` leases as they
+/// appear. The instant is written into the lease, not only applied to an iterator: the shard is
+/// read from its start and what was created before the instant is skipped, so a crash before the
+/// first checkpoint skips nothing written after it. Returns the leases as now stored.
+async fn start_at_latest(ctx: &Ctx, st: &StreamState) -> Vec<Lease> {
+    let now = crate::clock::now_ms();
+    let mut out = Vec::new();
+    for shard in &st.shards {
+        let (checkpoint, start_after) = match shard.ending_sequence {
+            Some(_) => (Checkpoint::ShardEnd, None),
+            None => (Checkpoint::Latest, Some(now)),
+        };
+        let parents: Vec<ShardId> = shard.parent.iter().cloned().collect();
+        match ctx
+            .leases
+            .initialize(
+                &st.stream.arn,
+                &st.stream.table,
+                &shard.id,
+                &parents,
+                checkpoint,
+                start_after,
+            )
+            .await
+        {
+            Ok(lease) => out.push(lease),
+            // Another worker initialized it first, or a passing error: the next scan tells.
+            Err(e) => tracing::debug!(shard = %shard.id, "lease not initialized: {e}"),
+        }
+    }
+    let open = out
+        .iter()
+        .filter(|l| l.checkpoint == Checkpoint::Latest)
+        .count();
+    tracing::info!(table = %st.stream.table, open_shards = open, skipped_closed_shards = out.len() - open, start_after = %crate::clock::rfc3339(now), "first follow with --start-position latest: the open shards are archived from now on, their ancestors never");
+    out
+}
+
 /// Reads every stream's leases, plans once for all of them, applies the plan, and starts tasks
 /// for what was acquired.
 pub(super) async fn plan_and_apply(
@@ -281,7 +321,10 @@ pub(super) async fn plan_and_apply(
     }
     let mut gathered = Vec::with_capacity(streams.len());
     for (index, st) in streams.iter_mut().enumerate() {
-        let scanned = by_stream.remove(st.stream.arn.as_str()).unwrap_or_default();
+        let mut scanned = by_stream.remove(st.stream.arn.as_str()).unwrap_or_default();
+        if scanned.is_empty() && ctx.start == StartPosition::Latest && !st.shards.is_empty() {
+            scanned = start_at_latest(ctx, st).await;
+        }
         gathered.push(gather(ctx, st, index, scanned).await);
     }
     let all_states: Vec<LeaseState> = gathered.iter().flat_map(|g| g.states.clone()).collect();
@@ -339,13 +382,10 @@ pub(super) async fn plan_and_apply(
             .and_then(|n| n.parent.clone())
             .into_iter()
             .collect();
-        // `--start-position latest` applies to shards without a parent only: a child of a shard
-        // being archived starts at TRIM_HORIZON, or the records written between the rollover and
-        // the moment we reach the child would be skipped (the KCL does the same).
-        let start = match (ctx.start, parents.is_empty()) {
-            (StartPosition::Latest, true) => Checkpoint::Latest,
-            _ => Checkpoint::TrimHorizon,
-        };
+        // A lease made here is for a shard born after the stream was first followed (with
+        // `--start-position latest` every shard of that moment got its lease then, in
+        // `start_at_latest`): it is read from its beginning.
+        let start = Checkpoint::TrimHorizon;
         let sent = std::time::Instant::now();
         let taken = ctx
             .leases

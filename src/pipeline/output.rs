@@ -89,9 +89,6 @@ pub fn report_gap(metrics: &crate::metrics::Metrics, lease: &crate::leases::Leas
 }
 
 pub trait Output {
-    /// Where reading begins, once the output has brought what it knows up to date.
-    fn start_position(&self, checkpointer: &Checkpointer) -> Position;
-
     /// Takes one page of rows in stream order, publishing and checkpointing whatever fills up.
     async fn push(
         &mut self,
@@ -111,6 +108,10 @@ pub trait Output {
     /// The shard is read to its end (or gone, after a [`Gap`] of reason `Expired`): flush,
     /// record the end, checkpoint `SHARD_END`. `Continue` means the shard is finished.
     async fn end(&mut self, checkpointer: &mut Checkpointer) -> Result<Flow, ShardError>;
+
+    /// The loop dropped records created before `--start-position latest` took effect, right
+    /// before the next row: the shard's chain starts after them on purpose, not after a trim.
+    fn skipped_before_start(&mut self) {}
 
     /// Drops what is buffered and not yet durable (the task is ending; those records lie after
     /// the checkpoint and are read again by the next owner).

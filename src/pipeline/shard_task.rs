@@ -130,7 +130,8 @@ impl<O: Output> ShardTask<O> {
     pub async fn run(mut self, stop: CancellationToken) -> Result<ShardOutcome, ShardError> {
         let lease = self.checkpointer.lease();
         let (table, shard) = (lease.table.clone(), lease.shard.clone());
-        let mut position = self.output.start_position(&self.checkpointer);
+        let mut position = self.checkpointer.resume_position();
+        let mut skip_before_ms = self.checkpointer.skip_before_ms();
         let result = loop {
             let reader = ShardReader {
                 streams: self.readers.streams.clone(),
@@ -148,7 +149,7 @@ impl<O: Output> ShardTask<O> {
             let reader_task = tokio::spawn(tracing::Instrument::in_current_span(
                 reader.run(tx, reader_stop.clone()),
             ));
-            let step = self.follow(&mut rx, &stop).await;
+            let step = self.follow(&mut rx, &stop, &mut skip_before_ms).await;
             reader_stop.cancel();
             drop(rx);
             let _ = reader_task.await;
@@ -175,6 +176,7 @@ impl<O: Output> ShardTask<O> {
         &mut self,
         rx: &mut mpsc::Receiver<ReadEvent>,
         stop: &CancellationToken,
+        skip_before_ms: &mut Option<i64>,
     ) -> Result<Step, ShardError> {
         loop {
             let deadline = self.output.flush_deadline();
@@ -183,7 +185,28 @@ impl<O: Output> ShardTask<O> {
                 _ = stop.cancelled() => return self.stop().await.map(Step::Done),
                 _ = sleep_until_opt(deadline) => self.output.flush(&mut self.checkpointer).await?,
                 event = rx.recv() => match event {
-                    Some(ReadEvent::Records(rows)) => self.output.push(rows, &mut self.checkpointer).await?,
+                    Some(ReadEvent::Records(mut rows)) => {
+                        if let Some(cutoff) = *skip_before_ms {
+                            // `--start-position latest`: the shard's records before the instant it
+                            // took effect are skipped; from the first one after it, every record.
+                            let first = rows.iter().position(|r| r.event_time_ms >= cutoff);
+                            if first != Some(0) && !rows.is_empty() {
+                                self.output.skipped_before_start();
+                            }
+                            match first {
+                                None => rows.clear(),
+                                Some(first) => {
+                                    rows.drain(..first);
+                                    *skip_before_ms = None;
+                                }
+                            }
+                        }
+                        if rows.is_empty() {
+                            Flow::Continue
+                        } else {
+                            self.output.push(rows, &mut self.checkpointer).await?
+                        }
+                    }
                     Some(ReadEvent::Invalid(e)) => return Err(e.into()),
                     Some(ReadEvent::Trimmed { after }) => {
                         let gap = Gap { after, reason: GapReason::Trimmed };

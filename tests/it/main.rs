@@ -15,6 +15,7 @@ mod fidelity;
 mod firehose;
 mod gaps;
 mod import_export;
+mod latest;
 mod leases_cmd;
 mod operate;
 mod quarantine;
