@@ -12,6 +12,8 @@ pub struct Backoff {
     base: Duration,
     cap: Duration,
     attempt: u32,
+    /// The shortest wait as a fraction of the ceiling: 0 for full jitter.
+    floor: f64,
 }
 
 impl Backoff {
@@ -20,15 +22,27 @@ impl Backoff {
             base,
             cap,
             attempt: 0,
+            floor: 0.0,
         }
     }
 
-    /// The wait before the next try: uniform in [0, min(cap, base * 2^attempt)].
+    /// For restarting something that failed (a shard task): the wait is at least 95% of its
+    /// ceiling, so the jitter spreads restarts without letting them come faster than the ceiling
+    /// says: from 1 s to 60 s, fewer than 70 restarts an hour (see the test).
+    pub fn restart(base: Duration, cap: Duration) -> Self {
+        Self {
+            floor: 0.95,
+            ..Self::new(base, cap)
+        }
+    }
+
+    /// The wait before the next try: uniform in [floor · c, c] for c = min(cap, base · 2^attempt).
     pub fn next_delay(&mut self) -> Duration {
         let ceiling = self.ceiling();
         self.attempt = self.attempt.saturating_add(1);
         let ms = ceiling.as_millis() as u64;
-        Duration::from_millis(rand::rng().random_range(0..=ms.max(1)))
+        let low = (ms as f64 * self.floor) as u64;
+        Duration::from_millis(rand::rng().random_range(low.min(ms)..=ms.max(1)))
     }
 
     /// The upper bound of the next wait (before jitter).
@@ -94,6 +108,26 @@ mod tests {
         assert_eq!(*ceilings.last().unwrap(), 5000);
         b.reset();
         assert_eq!(b.ceiling(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_restart_backoff_allows_few_restarts_an_hour_whatever_the_jitter() {
+        // A task that fails at once, restarted for an hour: even if every wait came out at its
+        // shortest, the restarts stay under 70 an hour (the shard restart policy's promise).
+        let mut b = Backoff::restart(Duration::from_secs(1), Duration::from_secs(60));
+        let (mut elapsed, mut restarts) = (0.0, 0);
+        while elapsed < 3600.0 {
+            let shortest = b.ceiling().as_secs_f64() * 0.95;
+            let d = b.next_delay().as_secs_f64();
+            assert!(d >= shortest - 0.001 && d <= b.ceiling().as_secs_f64().max(1.0));
+            elapsed += shortest;
+            restarts += 1;
+        }
+        assert!(restarts <= 70, "{restarts} restarts in an hour");
+        assert!(
+            restarts >= 60,
+            "still retried about once a minute: {restarts}"
+        );
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
-    stuck_after: Duration,
+    health: crate::health::Thresholds,
     stop: CancellationToken,
 ) {
     let mut connections = JoinSet::new();
@@ -28,7 +28,7 @@ pub async fn serve(
                 if let Ok((stream, _)) = accepted {
                     let (m, r) = (metrics.clone(), ready.clone());
                     connections.spawn(async move {
-                        let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &m, &r, stuck_after)).await;
+                        let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &m, &r, health)).await;
                     });
                 }
             }
@@ -42,7 +42,7 @@ async fn handle(
     mut stream: TcpStream,
     metrics: &Metrics,
     ready: &AtomicBool,
-    stuck_after: Duration,
+    health: crate::health::Thresholds,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -56,7 +56,7 @@ async fn handle(
     let line = String::from_utf8_lossy(&buf);
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, content_type, body) = route(method, path, metrics, ready, stuck_after);
+    let (status, content_type, body) = route(method, path, metrics, ready, health);
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -70,7 +70,7 @@ fn route(
     path: &str,
     metrics: &Metrics,
     ready: &AtomicBool,
-    stuck_after: Duration,
+    health: crate::health::Thresholds,
 ) -> (&'static str, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
     if method != "GET" {
@@ -78,18 +78,14 @@ fn route(
     }
     match path.split('?').next().unwrap_or("") {
         "/healthz" => {
-            let stuck = metrics.stuck_shards(stuck_after);
-            if stuck.is_empty() {
+            let problems = metrics.health.problems(&health);
+            if problems.is_empty() {
                 ("200 OK", TEXT, "ok\n".into())
             } else {
-                let list: Vec<String> = stuck.iter().map(|(t, s)| format!("{t}/{s}")).collect();
                 (
                     "503 Service Unavailable",
                     TEXT,
-                    format!(
-                        "stuck shards (no successful read for {stuck_after:?}): {}\n",
-                        list.join(", ")
-                    ),
+                    format!("unhealthy:\n{}\n", problems.join("\n")),
                 )
             }
         }

@@ -21,8 +21,9 @@
 //! - [`audit`]: `verify`, `history`, `snapshot`: the archive checked, one item's timeline, a
 //!   table as of an instant.
 //! - [`export`]: a DynamoDB Export to S3 (full or incremental) converted into the archive.
-//! - [`metrics`], [`http`], [`emf`]: Prometheus metrics, the `/healthz`, `/readyz`, `/metrics`
-//!   endpoint, and CloudWatch embedded metric format lines (`--metrics emf`).
+//! - [`metrics`], [`health`], [`http`], [`emf`]: Prometheus metrics, what `/healthz` judges by,
+//!   the `/healthz`, `/readyz`, `/metrics` endpoint, and CloudWatch embedded metric format lines
+//!   (`--metrics emf`).
 //! - [`backoff`]: exponential backoff with jitter for the archiver's retry loops.
 //! - [`clock`]: wall-clock time in the archive's units.
 //! - [`aws`]: SDK clients from the standard credential and endpoint chain.
@@ -42,6 +43,7 @@ pub mod config;
 pub mod emf;
 pub mod encode;
 pub mod export;
+pub mod health;
 pub mod http;
 pub mod leases;
 pub mod lineage;

@@ -6,7 +6,7 @@
 use crate::types::{ShardId, TableName};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Labels = Vec<(String, String)>;
 
@@ -89,13 +89,13 @@ struct State {
     gauges: BTreeMap<(Metric, Labels), f64>,
     /// Newest record creation time (ms) per shard, to compute the iterator age at render time.
     newest_record_ms: BTreeMap<(String, String), i64>,
-    /// Last successful GetRecords per shard owned: what `/healthz` checks.
-    last_poll: BTreeMap<(String, String), Instant>,
 }
 
 #[derive(Default)]
 pub struct Metrics {
     state: Mutex<State>,
+    /// What `/healthz` answers from.
+    pub health: crate::health::Health,
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -155,21 +155,65 @@ impl Metrics {
         out
     }
 
-    /// The largest iterator age (seconds) per table, at `now_ms`.
+    /// Each shard's iterator age (seconds) at `now_ms`: how far behind the stream the archive
+    /// is, the older of the newest record read (while a backlog is read) and the oldest record
+    /// read but not yet durable (which grows while a shard is stuck, whatever it reads).
+    pub fn iterator_ages(&self, now_ms: i64) -> BTreeMap<(String, String), f64> {
+        let mut out: BTreeMap<(String, String), f64> = BTreeMap::new();
+        let newest = self.lock().newest_record_ms.clone();
+        for (k, t) in newest.into_iter().chain(self.health.oldest_waiting()) {
+            let age = (now_ms - t).max(0) as f64 / 1000.0;
+            let e = out.entry(k).or_default();
+            *e = e.max(age);
+        }
+        out
+    }
+
+    /// The largest iterator age (seconds) per table, at `now_ms` (for alarms).
     pub fn iterator_age_by_table(&self, now_ms: i64) -> BTreeMap<String, f64> {
         let mut out: BTreeMap<String, f64> = BTreeMap::new();
-        for ((table, _), t) in &self.lock().newest_record_ms {
-            let age = (now_ms - t).max(0) as f64 / 1000.0;
-            let e = out.entry(table.clone()).or_default();
+        for ((table, _), age) in self.iterator_ages(now_ms) {
+            let e = out.entry(table).or_default();
             *e = e.max(age);
         }
         out
     }
 
     pub fn touch_shard(&self, table: &TableName, shard: &ShardId) {
-        self.lock()
-            .last_poll
-            .insert(key(table, shard), Instant::now());
+        self.health.read_ok(table.as_str(), shard.as_str());
+    }
+
+    /// Records arrived at a shard (the first one created at `oldest_ms`).
+    pub fn shard_waiting(&self, table: &TableName, shard: &ShardId, oldest_ms: i64) {
+        self.health
+            .records_waiting(table.as_str(), shard.as_str(), oldest_ms);
+    }
+
+    /// What a shard still holds that is not durable (`None`: nothing).
+    pub fn shard_still_waiting(&self, table: &TableName, shard: &ShardId, oldest_ms: Option<i64>) {
+        self.health
+            .still_waiting(table.as_str(), shard.as_str(), oldest_ms);
+    }
+
+    /// A shard's checkpoint moved.
+    pub fn shard_progress(&self, table: &TableName, shard: &ShardId) {
+        self.health.progress(table.as_str(), shard.as_str());
+    }
+
+    /// A shard's task failed (it will be restarted): its reader is gone, its waiting stays.
+    pub fn shard_reading_paused(&self, table: &TableName, shard: &ShardId) {
+        self.lock().newest_record_ms.remove(&key(table, shard));
+        self.health.reader_stopped(table.as_str(), shard.as_str());
+    }
+
+    /// A listing of a table's stream succeeded or failed.
+    pub fn discovery_done(&self, table: &str, ok: bool) {
+        self.health.listing(table, ok);
+    }
+
+    /// A round of lease renewals ended; whether every renewal succeeded.
+    pub fn renewals_done(&self, all_ok: bool) {
+        self.health.renewals(all_ok);
     }
 
     pub fn set_iterator_age(&self, table: &TableName, shard: &ShardId, newest_ms: i64) {
@@ -184,27 +228,16 @@ impl Metrics {
 
     /// A shard this worker no longer reads: drop its per-shard series.
     pub fn forget_shard(&self, table: &TableName, shard: &ShardId) {
-        let mut s = self.lock();
-        s.newest_record_ms.remove(&key(table, shard));
-        s.last_poll.remove(&key(table, shard));
-    }
-
-    /// Shards that have not completed a GetRecords call within `stuck_after` (by table, shard).
-    pub fn stuck_shards(&self, stuck_after: Duration) -> Vec<(String, String)> {
-        let now = Instant::now();
-        self.lock()
-            .last_poll
-            .iter()
-            .filter(|(_, t)| now.duration_since(**t) > stuck_after)
-            .map(|(k, _)| k.clone())
-            .collect()
+        self.lock().newest_record_ms.remove(&key(table, shard));
+        self.health.forget(table.as_str(), shard.as_str());
     }
 
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         use std::fmt::Write;
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let ages = self.iterator_ages(now_ms);
         let s = self.lock();
-        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         let mut out = String::new();
         for &metric in Metric::ALL {
             let (name, help) = (metric.name(), metric.help());
@@ -217,8 +250,7 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{} {v}", render_labels(l));
             }
             if metric == Metric::IteratorAgeSeconds {
-                for ((table, shard), t) in &s.newest_record_ms {
-                    let age = ((now_ms as i64 - t).max(0) as f64) / 1000.0;
+                for ((table, shard), age) in &ages {
                     let l = labels(&[("table", table), ("shard", shard)]);
                     let _ = writeln!(out, "{name}{} {age}", render_labels(&l));
                 }
@@ -271,13 +303,24 @@ mod tests {
     }
 
     #[test]
-    fn stuck_shards_are_reported() {
+    fn a_stuck_shard_ages_and_is_forgotten_when_it_ends() {
         let m = Metrics::default();
         let (t, s) = (TableName::new("users"), ShardId::new("s1"));
         m.touch_shard(&t, &s);
-        assert!(m.stuck_shards(Duration::from_secs(60)).is_empty());
-        assert_eq!(m.stuck_shards(Duration::ZERO).len(), 1);
+        m.shard_waiting(&t, &s, 1_000);
+        // The oldest record waiting decides the age, whatever was read since.
+        m.set_iterator_age(&t, &s, 50_000);
+        assert_eq!(m.iterator_age_by_table(61_000).get("users"), Some(&60.0));
+        let stalled = crate::health::Thresholds {
+            stall: Duration::ZERO,
+            stuck_read: Duration::ZERO,
+            renewals: Duration::ZERO,
+            discovery: Duration::ZERO,
+        };
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(m.health.problems(&stalled).len(), 2);
         m.forget_shard(&t, &s);
-        assert!(m.stuck_shards(Duration::ZERO).is_empty());
+        assert!(m.health.problems(&stalled).is_empty());
+        assert!(m.iterator_age_by_table(61_000).is_empty());
     }
 }

@@ -32,7 +32,11 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), C
                 listener,
                 metrics.clone(),
                 ready.clone(),
-                config.stuck_after,
+                crate::health::Thresholds::new(
+                    config.flush_interval,
+                    config.stuck_after,
+                    config.failover_time,
+                ),
                 http_stop.clone(),
             )))
         }

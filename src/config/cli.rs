@@ -149,6 +149,11 @@ pub struct RunArgs {
     #[arg(long, env = "ARCHIVER_DISCOVERY_INTERVAL", value_name = "D")]
     pub discovery_interval: Option<String>,
 
+    /// The most shard leases this worker holds; the rest are left to other workers (each worker's
+    /// memory and spool disk grow with the shards it holds). [default: unbounded]
+    #[arg(long, env = "ARCHIVER_MAX_LEASES", value_name = "N")]
+    pub max_leases: Option<u32>,
+
     /// `/healthz` fails when a shard this worker owns has had no successful read for this long
     /// (idle shards are read every second; retries wait up to 20 s). [default: 120s]
     #[arg(long, env = "ARCHIVER_STUCK_AFTER", value_name = "D")]

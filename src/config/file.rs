@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub spool_dir: Option<PathBuf>,
     pub discovery_interval: Option<String>,
     pub stuck_after: Option<String>,
+    pub max_leases: Option<u32>,
     pub metrics: Option<super::cli::MetricsMode>,
     pub segments: Option<u32>,
     pub parallel: Option<u32>,

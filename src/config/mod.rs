@@ -17,6 +17,8 @@ use std::time::Duration;
 
 pub const DEFAULT_LEASE_TABLE: &str = "dynamo-archiver-leases";
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest `--flush-interval`: half the stream's 24-hour retention (see the check).
+pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(12 * 3600);
 pub const DEFAULT_FLUSH_SIZE_BYTES: u64 = 128 << 20;
 pub const DEFAULT_HTTP: &str = "0.0.0.0:9464";
 pub const DEFAULT_FAILOVER_TIME: Duration = Duration::from_secs(10);
@@ -269,6 +271,8 @@ pub struct RunConfig {
     pub spool_dir: PathBuf,
     pub discovery_interval: Duration,
     pub stuck_after: Duration,
+    /// `--max-leases`: `None` is no cap.
+    pub max_leases: Option<usize>,
     pub metrics: cli::MetricsMode,
 }
 
@@ -332,6 +336,12 @@ impl RunConfig {
                 message: "must be at least 100ms".into(),
             });
         }
+        if flush_interval > MAX_FLUSH_INTERVAL {
+            return Err(ConfigError::BadValue {
+                option: "--flush-interval",
+                message: "must be at most 12h: a record waits this long before it is written, and the stream keeps records only 24 hours, so a crash near the end of a longer wait could leave too little time to read them again".into(),
+            });
+        }
         let flush_size_bytes = flush_size(args.flush_size.as_ref(), &file)?;
         let http_text = args
             .http
@@ -391,8 +401,18 @@ impl RunConfig {
                 message: "must be at least 2s (idle shards are read every second); keep it above 60s in production, where retries wait up to 20s".into(),
             });
         }
+        let max_leases = match args.max_leases.or(file.max_leases) {
+            Some(0) => {
+                return Err(ConfigError::BadValue {
+                    option: "--max-leases",
+                    message: "must be at least 1 (leave it unset for no cap)".into(),
+                })
+            }
+            n => n.map(|n| n as usize),
+        };
         Ok(Self {
             stuck_after,
+            max_leases,
             metrics: args
                 .metrics
                 .or(file.metrics)

@@ -7,6 +7,11 @@
 //! free, it asks the most loaded worker for one lease (a steal, at most one per cycle), and only
 //! when that worker holds more than `target`, so two workers never trade a lease back and forth.
 //! Once stable, no worker holds more than `target + 1`.
+//!
+//! `--max-leases` caps a worker: its target is at most the cap, and it never acquires beyond it.
+//! The leases a capped worker leaves are taken by the others even above their target once they
+//! have stayed unclaimed for the failover time (no worker below target wanted them), so a cap
+//! never leaves a shard unread while another worker has room.
 
 use crate::types::ShardId;
 use std::collections::BTreeMap;
@@ -23,6 +28,9 @@ pub struct LeaseState {
     pub ready: bool,
     /// A steal is already asked for it.
     pub steal_pending: bool,
+    /// Nobody has held it for the failover time (as seen by this worker): the workers below
+    /// their target did not take it.
+    pub unclaimed: bool,
 }
 
 /// The inputs of one planning cycle.
@@ -33,6 +41,8 @@ pub struct PlanInput<'a> {
     pub leases: &'a [LeaseState],
     /// Shards lineage allows reading that have no lease item yet.
     pub ready_without_lease: &'a [ShardId],
+    /// `--max-leases`: the most leases this worker holds.
+    pub max_leases: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +86,21 @@ fn live_owner(l: &LeaseState) -> Option<&str> {
     }
 }
 
+/// Leases nobody took for the failover time, taken by a worker at its target while it has room
+/// under its cap (the workers below target would have taken them: some worker is capped).
+fn unclaimed(input: &PlanInput<'_>, mine: usize, cap: usize) -> Vec<Action> {
+    let mut free: Vec<&LeaseState> = input
+        .leases
+        .iter()
+        .filter(|l| l.ready && l.unclaimed && live_owner(l).is_none())
+        .collect();
+    free.sort_by(|a, b| a.shard.cmp(&b.shard));
+    free.into_iter()
+        .take(cap.saturating_sub(mine))
+        .map(|l| Action::Take(l.shard.clone()))
+        .collect()
+}
+
 /// Plans one cycle for `input.me`.
 pub fn plan(input: &PlanInput<'_>) -> Vec<Action> {
     let mut load: BTreeMap<&str, usize> = BTreeMap::new();
@@ -87,10 +112,11 @@ pub fn plan(input: &PlanInput<'_>) -> Vec<Action> {
     }
     let total = input.leases.len() + input.ready_without_lease.len();
     let workers = load.len();
-    let target = total.div_ceil(workers);
+    let cap = input.max_leases.unwrap_or(usize::MAX);
+    let target = total.div_ceil(workers).min(cap);
     let mine = load[input.me];
     if mine >= target {
-        return Vec::new();
+        return unclaimed(input, mine, cap);
     }
     let mut want = target - mine;
     let mut actions = Vec::new();
@@ -158,7 +184,13 @@ mod tests {
             expired: false,
             ready: true,
             steal_pending: false,
+            unclaimed: false,
         }
+    }
+
+    fn unclaimed(mut l: LeaseState) -> LeaseState {
+        l.unclaimed = true;
+        l
     }
 
     fn expired(mut l: LeaseState) -> LeaseState {
@@ -180,6 +212,7 @@ mod tests {
         me: &'static str,
         leases: Vec<LeaseState>,
         ready_without_lease: Vec<ShardId>,
+        max: Option<usize>,
         want: Vec<Action>,
     }
 
@@ -204,6 +237,7 @@ mod tests {
                 me: "w1",
                 leases: vec![],
                 ready_without_lease: ids(&["a", "b", "c"]),
+                max: None,
                 want: vec![create("a"), create("b"), create("c")],
             },
             Case {
@@ -216,6 +250,7 @@ mod tests {
                     lease("d", Some("w1")),
                 ],
                 ready_without_lease: vec![],
+                max: None,
                 want: vec![steal("d", "w1")],
             },
             Case {
@@ -229,6 +264,7 @@ mod tests {
                 ],
                 ready_without_lease: vec![],
                 // live workers w2, w3: target 2; w2 has 1 -> takes one
+                max: None,
                 want: vec![take("a")],
             },
             Case {
@@ -236,6 +272,7 @@ mod tests {
                 me: "w1",
                 leases: vec![],
                 ready_without_lease: ids(&["child1", "child2"]),
+                max: None,
                 want: vec![create("child1"), create("child2")],
             },
             Case {
@@ -243,6 +280,7 @@ mod tests {
                 me: "w1",
                 leases: vec![not_ready(lease("grandchild", None)), lease("child", None)],
                 ready_without_lease: vec![],
+                max: None,
                 want: vec![take("child")],
             },
             Case {
@@ -250,6 +288,7 @@ mod tests {
                 me: "w1",
                 leases: vec![],
                 ready_without_lease: ids(&["orphan"]),
+                max: None,
                 want: vec![create("orphan")],
             },
             Case {
@@ -262,6 +301,7 @@ mod tests {
                 ],
                 ready_without_lease: vec![],
                 // target = ceil(3/2) = 2; w1 holds 2 = target: leave it
+                max: None,
                 want: vec![],
             },
             Case {
@@ -276,6 +316,7 @@ mod tests {
                     lease("f", Some("w2")),
                 ],
                 ready_without_lease: vec![],
+                max: None,
                 want: vec![steal("d", "w1")],
             },
             Case {
@@ -291,6 +332,7 @@ mod tests {
                     lease("c", Some("w1")),
                 ],
                 ready_without_lease: vec![],
+                max: None,
                 want: vec![],
             },
             Case {
@@ -298,6 +340,7 @@ mod tests {
                 me: "w2",
                 leases: vec![lease("a", None), lease("b", None), lease("c", Some("w2"))],
                 ready_without_lease: vec![],
+                max: None,
                 want: vec![take("a"), take("b")],
             },
             Case {
@@ -305,7 +348,46 @@ mod tests {
                 me: "w1",
                 leases: vec![lease("a", Some("w1")), lease("b", Some("w2"))],
                 ready_without_lease: vec![],
+                max: None,
                 want: vec![],
+            },
+            Case {
+                name: "a capped worker acquires up to its cap, not its target",
+                me: "w1",
+                leases: vec![lease("a", None), lease("b", None), lease("c", None)],
+                ready_without_lease: ids(&["d"]),
+                max: Some(2),
+                want: vec![create("d"), take("a")],
+            },
+            Case {
+                name: "a capped worker at its cap neither takes nor steals",
+                me: "w1",
+                leases: vec![
+                    lease("a", Some("w1")),
+                    lease("b", Some("w1")),
+                    unclaimed(lease("c", None)),
+                    lease("d", Some("w2")),
+                    lease("e", Some("w2")),
+                    lease("f", Some("w2")),
+                    lease("g", Some("w2")),
+                ],
+                ready_without_lease: vec![],
+                max: Some(2),
+                want: vec![],
+            },
+            Case {
+                name: "what a capped worker leaves is taken above target once unclaimed",
+                me: "w2",
+                leases: vec![
+                    lease("a", Some("w1")),
+                    lease("b", Some("w2")),
+                    lease("c", Some("w2")),
+                    unclaimed(lease("d", None)),
+                    lease("e", None),
+                ],
+                ready_without_lease: vec![],
+                max: None,
+                want: vec![take("d")],
             },
         ];
         for c in cases {
@@ -313,6 +395,7 @@ mod tests {
                 me: c.me,
                 leases: &c.leases,
                 ready_without_lease: &c.ready_without_lease,
+                max_leases: c.max,
             });
             assert_eq!(got, c.want, "{}", c.name);
         }
@@ -383,12 +466,14 @@ mod tests {
                             expired: false,
                             ready: true,
                             steal_pending: false,
+                            unclaimed: false,
                         })
                         .collect();
                     for a in plan(&PlanInput {
                         me,
                         leases: &leases,
                         ready_without_lease: &[],
+                        max_leases: None,
                     }) {
                         let s = match a {
                             Action::Take(s)

@@ -59,6 +59,8 @@ struct OpenFile {
     pending_bytes: usize,
     /// When the oldest unwritten record arrived: the flush deadline runs from here.
     since: Instant,
+    /// The first row's creation time (ms).
+    first_time_ms: i64,
 }
 
 /// The output's shared, read-only half: what its awaits borrow. (The open file's writer is not
@@ -499,7 +501,9 @@ impl Output for ArchiveOutput {
                     return Ok(Flow::ReadFrom(from));
                 }
             }
+            let first_time_ms = row.event_time_ms;
             let open = self.open.get_or_insert_with(|| OpenFile {
+                first_time_ms,
                 writer: None,
                 dt,
                 first: seq.clone(),
@@ -525,6 +529,10 @@ impl Output for ArchiveOutput {
         self.open
             .as_ref()
             .map(|o| o.since + self.io.settings.flush_interval)
+    }
+
+    fn oldest_pending_ms(&self) -> Option<i64> {
+        self.open.as_ref().map(|o| o.first_time_ms)
     }
 
     async fn flush(&mut self, cp: &mut Checkpointer) -> Result<Flow, ShardError> {

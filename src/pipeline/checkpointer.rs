@@ -17,6 +17,8 @@ pub struct Checkpointer {
     lease: Lease,
     store: LeaseStore,
     metrics: Arc<Metrics>,
+    /// Checkpoints written by this task: progress, which resets the shard's restart backoff.
+    commits: u64,
 }
 
 impl Checkpointer {
@@ -25,7 +27,13 @@ impl Checkpointer {
             lease,
             store,
             metrics,
+            commits: 0,
         }
+    }
+
+    /// Whether this task moved the checkpoint.
+    pub fn progressed(&self) -> bool {
+        self.commits > 0
     }
 
     pub fn lease(&self) -> &Lease {
@@ -86,6 +94,9 @@ impl Checkpointer {
             &[("table", self.lease.table.as_str())],
             1,
         );
+        self.metrics
+            .shard_progress(&self.lease.table, &self.lease.shard);
+        self.commits += 1;
         Ok(())
     }
 

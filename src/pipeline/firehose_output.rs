@@ -31,6 +31,8 @@ struct LineBatch {
     last: SequenceNumber,
     /// When the oldest line arrived: the flush deadline runs from here.
     since: Instant,
+    /// The oldest line's record's creation time (ms).
+    first_time_ms: i64,
 }
 
 pub struct FirehoseOutput {
@@ -102,7 +104,9 @@ impl FirehoseOutput {
             tracing::info!(table = %lease.table, shard = %lease.shard, event_id = %row.event_id, bytes = line.len(), object = %uri, "a record too big for Firehose was written whole to the overflow archive; a pointer line goes to Firehose");
             line = pointer_line(&row, archived_at, &uri);
         }
+        let first_time_ms = row.event_time_ms;
         let batch = self.lines.get_or_insert_with(|| LineBatch {
+            first_time_ms,
             records: Aggregator::default(),
             last: seq.clone(),
             since: Instant::now(),
@@ -176,6 +180,10 @@ impl Output for FirehoseOutput {
         self.lines
             .as_ref()
             .map(|l| l.since + self.settings.flush_interval)
+    }
+
+    fn oldest_pending_ms(&self) -> Option<i64> {
+        self.lines.as_ref().map(|l| l.first_time_ms)
     }
 
     async fn flush(&mut self, cp: &mut Checkpointer) -> Result<Flow, ShardError> {

@@ -1,15 +1,16 @@
-//! One lease cycle of the worker, run every `--failover-time / 3`: renew the leases held, read the
-//! stream's leases, plan (pure, `leases::plan`) and apply the plan with conditional writes, then
-//! start a task for every shard acquired. The worker task owns all of this state; shard tasks only
-//! see their own `LeaseControl`.
+//! One lease cycle of the worker, run every `--failover-time / 3` and after each listing: read the
+//! streams' leases, plan (pure, `leases::plan`) and apply the plan with conditional writes, then
+//! start a task for every shard acquired (and tell the renewer to renew its lease). The worker
+//! task owns all of this state; shard tasks only see their own `LeaseControl`.
 
 use super::archive_output::ArchiveOutput;
 use super::budget::RunningShard;
 use super::checkpointer::Checkpointer;
+use super::error::RunError;
 use super::firehose_output::FirehoseOutput;
-use super::lease_control::{LeaseControl, StopMode};
-use super::shard_task::{ReaderSpec, ShardError, ShardOutcome, ShardSettings, ShardTask};
-use super::worker::{RunError, TaskResult};
+use super::lease_control::LeaseControl;
+use super::renewer::Held;
+use super::shard_task::{ReaderSpec, ShardSettings, ShardTask, TaskEnd};
 use super::Destination;
 use crate::aws::Clients;
 use crate::backoff::Backoff;
@@ -18,11 +19,12 @@ use crate::leases::plan::{cleanable, plan, Action, LeaseState, PlanInput};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseKey, LeaseStore};
 use crate::lineage::{self, ShardNode};
 use crate::metrics::{Metric, Metrics};
-use crate::stream::api::{self, ShardDesc, TableStream};
+use crate::stream::api::{ShardDesc, TableStream};
 use crate::types::ShardId;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -35,14 +37,14 @@ pub(super) struct Ctx {
     pub metrics: Arc<Metrics>,
     pub settings: ShardSettings,
     pub start: StartPosition,
+    /// `--max-leases`.
+    pub max_leases: Option<usize>,
+    /// The renewer's inbox: leases held from now on, and no longer.
+    pub held: mpsc::Sender<Held>,
 }
 
-/// A shard this worker is reading.
-pub(super) struct Running {
-    token: CancellationToken,
-    control: Arc<LeaseControl>,
-    key: LeaseKey,
-}
+/// What a shard task hands back when it ends: its stream's index, shard, lease, and how it ended.
+pub(super) type TaskResult = (usize, ShardId, LeaseKey, TaskEnd);
 
 /// One table's stream and what the worker knows of it.
 pub(super) struct StreamState {
@@ -52,7 +54,8 @@ pub(super) struct StreamState {
     /// The last read of the stream's leases.
     pub leases: HashMap<ShardId, Lease>,
     pub finished: HashSet<ShardId>,
-    pub running: HashMap<ShardId, Running>,
+    /// The shards this worker is reading, and their leases.
+    pub running: HashMap<ShardId, LeaseKey>,
     /// Each lease's counter and when this worker first saw that value: a lease whose counter
     /// has not moved for the failover time belongs to a worker that is gone.
     pub observed: HashMap<ShardId, (u64, Instant)>,
@@ -73,68 +76,31 @@ impl StreamState {
         }
     }
 
-    /// A task ended: forget it, and remember a failure's backoff.
-    pub fn task_ended(&mut self, shard: &ShardId, failed: bool) -> Duration {
+    /// A new listing of the stream's shards.
+    pub fn listed(&mut self, shards: Vec<ShardDesc>) {
+        self.shards = shards;
+    }
+
+    /// A task ended: forget it. A failure waits before the shard is taken up again, longer
+    /// after each failure in a row (1 s to 60 s); a task that made progress (checkpointed)
+    /// before it ended starts the count again.
+    pub fn task_ended(&mut self, shard: &ShardId, failed: bool, progressed: bool) -> Duration {
         self.running.remove(shard);
+        if progressed {
+            self.not_before.remove(shard);
+        }
         if !failed {
             return Duration::ZERO;
         }
         let entry = self.not_before.entry(shard.clone()).or_insert_with(|| {
             (
                 Instant::now(),
-                Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+                Backoff::restart(Duration::from_secs(1), Duration::from_secs(60)),
             )
         });
-        let delay = entry.1.next_delay().max(Duration::from_millis(500));
+        let delay = entry.1.next_delay();
         entry.0 = Instant::now() + delay;
         delay
-    }
-}
-
-pub(super) async fn list_shards(ctx: &Ctx, st: &mut StreamState) -> Result<(), RunError> {
-    st.shards = api::list_shards(&ctx.clients.streams, &st.stream.arn)
-        .await
-        .map_err(|e| RunError::Shard {
-            table: st.stream.table.to_string(),
-            shard: "-".into(),
-            message: e.to_string(),
-        })?;
-    Ok(())
-}
-
-/// Renews every lease this worker holds. A lease another worker owns now stops its task without
-/// another write; a lease another worker asked for is handed over after a final flush.
-pub(super) async fn renew(ctx: &Ctx, st: &mut StreamState) {
-    let table = st.stream.table.to_string();
-    for (shard, run) in &st.running {
-        // Stamped when sent: DynamoDB applied the renewal after this instant, however late the
-        // answer comes back.
-        let sent = std::time::Instant::now();
-        match ctx.leases.renew(&run.key).await {
-            Ok(pending) => {
-                run.control.renewed(sent);
-                if let Some(asker) = pending {
-                    if run.control.mode() == StopMode::Release && !run.token.is_cancelled() {
-                        tracing::info!(table = %table, shard = %shard, to = %asker, "another worker asked for this lease (balancing): flushing, checkpointing and handing it over");
-                        run.control.set_mode(StopMode::HandOver);
-                        run.token.cancel();
-                    }
-                }
-            }
-            Err(LeaseError::Lost(_)) => {
-                tracing::warn!(table = %table, shard = %shard, "lease lost to another worker: this worker stops the shard without writing more");
-                ctx.metrics.inc(Metric::LeasesLost, &[("table", &table)], 1);
-                run.control.set_mode(StopMode::Lost);
-                run.token.cancel();
-            }
-            Err(e) => {
-                // Harmless to the archive, whose keys fence every writer; a Firehose task stops
-                // sending once no renewal sent within 2/3 of the failover time has succeeded.
-                ctx.metrics
-                    .inc(Metric::LeaseRenewalFailures, &[("table", &table)], 1);
-                tracing::warn!(table = %table, shard = %shard, "renewing the lease failed: {e}");
-            }
-        }
     }
 }
 
@@ -165,6 +131,11 @@ async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize, scanned: Vec<Leas
     }
     let leases = &st.leases;
     st.observed.retain(|s, _| leases.contains_key(s));
+    // A finished shard that is neither listed nor leased any more needs no remembering: a child
+    // whose parent is unlisted may start anyway. (Without this the set grows for ever.)
+    let listed_ids: HashSet<&ShardId> = st.shards.iter().map(|s| &s.id).collect();
+    st.finished
+        .retain(|s| leases.contains_key(s) || listed_ids.contains(s));
 
     // Lineage over the listed shards plus unfinished leased shards no longer listed (expired
     // from the stream: their task records the gap and ends them).
@@ -239,6 +210,11 @@ async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize, scanned: Vec<Leas
             LeaseState {
                 shard: key(&l.shard),
                 expired: owner.as_deref().is_some_and(|o| o != me)
+                    && st
+                        .observed
+                        .get(&l.shard)
+                        .is_some_and(|(_, since)| since.elapsed() >= failover),
+                unclaimed: owner.is_none()
                     && st
                         .observed
                         .get(&l.shard)
@@ -336,6 +312,7 @@ pub(super) async fn plan_and_apply(
         me: ctx.leases.worker_id(),
         leases: &all_states,
         ready_without_lease: &all_ready,
+        max_leases: ctx.max_leases,
     });
     // Every acquisition planned is counted as running before the first shard starts: shards
     // size their pages and read-ahead by how many run, and the first ones started would otherwise
@@ -422,13 +399,13 @@ pub(super) async fn plan_and_apply(
         let counted = reserved
             .pop()
             .unwrap_or_else(|| ctx.settings.budgets.count_running());
-        spawn(ctx, st, index, lease, sent, counted, tasks, stop);
+        spawn(ctx, st, index, lease, sent, counted, tasks, stop).await;
     }
     Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
-fn spawn(
+async fn spawn(
     ctx: &Ctx,
     st: &mut StreamState,
     index: usize,
@@ -440,17 +417,23 @@ fn spawn(
 ) {
     let shard = lease.shard.clone();
     tracing::info!(table = %st.stream.table, shard = %shard, checkpoint = %lease.checkpoint, "starting shard");
-    st.not_before.remove(&shard);
     let control = Arc::new(LeaseControl::new(acquired_at));
     let token = stop.child_token();
-    st.running.insert(
-        shard.clone(),
-        Running {
-            token: token.clone(),
+    let key = lease.key.clone();
+    st.running.insert(shard.clone(), key.clone());
+    // The renewer renews the lease from now on and tells the task, through `control` and its
+    // token, if it is lost or asked for. (It only fails to take the message when the worker is
+    // stopping, and then the task stops with it.)
+    let _ = ctx
+        .held
+        .send(Held::Add {
+            key: key.clone(),
+            table: st.stream.table.to_string(),
+            shard: shard.clone(),
             control: control.clone(),
-            key: lease.key.clone(),
-        },
-    );
+            token: token.clone(),
+        })
+        .await;
     let checkpointer = Checkpointer::new(lease, ctx.leases.clone(), ctx.metrics.clone());
     let readers = ReaderSpec {
         streams: ctx.clients.streams.clone(),
@@ -490,20 +473,17 @@ fn spawn(
     tasks.spawn(
         async move {
             let _counted = counted;
-            (index, shard, run.await)
+            (index, shard, key, run.await)
         }
         .in_current_span(),
     );
 }
 
-type ShardRun =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<ShardOutcome, ShardError>> + Send>>;
+type ShardRun = std::pin::Pin<Box<dyn std::future::Future<Output = TaskEnd> + Send>>;
 
 /// One future type for the tasks of both outputs. (A function generic over the output could not
 /// spawn it: the futures of a trait's async methods cannot be proven `Send` generically, only
 /// for each concrete output.)
-fn futures_boxed(
-    f: impl std::future::Future<Output = Result<ShardOutcome, ShardError>> + Send + 'static,
-) -> ShardRun {
+fn futures_boxed(f: impl std::future::Future<Output = TaskEnd> + Send + 'static) -> ShardRun {
     Box::pin(f)
 }

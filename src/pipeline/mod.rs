@@ -8,10 +8,13 @@
 mod archive_output;
 pub mod budget;
 mod checkpointer;
+mod discovery;
+mod error;
 mod firehose_output;
 mod lease_control;
 mod lease_cycle;
 mod output;
+mod renewer;
 mod shard_task;
 pub mod worker;
 

@@ -99,6 +99,10 @@ pub trait Output {
     /// When the oldest buffered row must be written (`--flush-interval` after it arrived).
     fn flush_deadline(&self) -> Option<Instant>;
 
+    /// The creation time (ms) of the oldest row read and not yet durable, if any: how far behind
+    /// the stream the output is (the iterator age), and whether records are waiting (health).
+    fn oldest_pending_ms(&self) -> Option<i64>;
+
     /// Makes everything buffered durable and checkpoints it.
     async fn flush(&mut self, checkpointer: &mut Checkpointer) -> Result<Flow, ShardError>;
 

@@ -84,6 +84,13 @@ impl ShardError {
     }
 }
 
+/// How a task ended, for the worker.
+pub struct TaskEnd {
+    pub result: Result<ShardOutcome, ShardError>,
+    /// It moved the checkpoint before it ended.
+    pub progressed: bool,
+}
+
 /// What one reader's run ended with.
 enum Step {
     /// Start a new reader here.
@@ -127,7 +134,7 @@ impl<O: Output> ShardTask<O> {
         }
     }
 
-    pub async fn run(mut self, stop: CancellationToken) -> Result<ShardOutcome, ShardError> {
+    pub async fn run(mut self, stop: CancellationToken) -> TaskEnd {
         let lease = self.checkpointer.lease();
         let (table, shard) = (lease.table.clone(), lease.shard.clone());
         let mut position = self.checkpointer.resume_position();
@@ -166,10 +173,19 @@ impl<O: Output> ShardTask<O> {
                 Err(e) => break Err(e),
             }
         };
-        self.metrics.forget_shard(&table, &shard);
+        // A failed task's shard stays on /healthz's watch (it restarts with records waiting);
+        // one that ended for good leaves it.
+        if result.is_ok() {
+            self.metrics.forget_shard(&table, &shard);
+        } else {
+            self.metrics.shard_reading_paused(&table, &shard);
+        }
         // What is not durable lies after the checkpoint and is read again by the next owner.
         self.output.discard();
-        result
+        TaskEnd {
+            result,
+            progressed: self.checkpointer.progressed(),
+        }
     }
 
     async fn follow(
@@ -201,10 +217,13 @@ impl<O: Output> ShardTask<O> {
                                 }
                             }
                         }
-                        if rows.is_empty() {
-                            Flow::Continue
-                        } else {
-                            self.output.push(rows, &mut self.checkpointer).await?
+                        match rows.first() {
+                            None => Flow::Continue,
+                            Some(first) => {
+                                let lease = self.checkpointer.lease();
+                                self.metrics.shard_waiting(&lease.table, &lease.shard, first.event_time_ms);
+                                self.output.push(rows, &mut self.checkpointer).await?
+                            }
                         }
                     }
                     Some(ReadEvent::Invalid(e)) => return Err(e.into()),
@@ -225,6 +244,12 @@ impl<O: Output> ShardTask<O> {
                     None => return Err(ShardError::ReaderGone),
                 },
             };
+            let lease = self.checkpointer.lease();
+            self.metrics.shard_still_waiting(
+                &lease.table,
+                &lease.shard,
+                self.output.oldest_pending_ms(),
+            );
             match flow {
                 Flow::ReadFrom(p) => return Ok(Step::ReadFrom(p)),
                 Flow::Finished => return Ok(Step::Done(ShardOutcome::Finished)),

@@ -1,68 +1,31 @@
 //! The worker: one task that owns every table's shard map, decides (through the pure lineage
-//! module) which shards start, spawns a task per shard, and awaits them all on shutdown.
+//! module) which shards start, spawns a task per shard, and awaits them all on shutdown. Beside it
+//! run two tasks it owns and awaits: discovery (listing shards) and the renewer (renewing the
+//! leases held), so that neither a slow listing nor a slow lease cycle delays a renewal.
 
-use super::lease_cycle::{self, Ctx, StreamState};
-use super::shard_task::{ShardError, ShardOutcome, ShardSettings};
+use super::discovery;
+use super::lease_cycle::{self, Ctx, StreamState, TaskResult};
+use super::renewer::{Held, Renewer};
+use super::shard_task::{ShardOutcome, ShardSettings};
 use super::Destination;
-use crate::archive::{ArchiveSink, SinkError};
+use crate::archive::ArchiveSink;
 use crate::aws::Clients;
 use crate::config::{Output, RunConfig};
-use crate::leases::{LeaseError, LeaseStore};
+use crate::leases::LeaseStore;
 use crate::metrics::{Metric, Metrics};
-use crate::sink::firehose::{FirehoseError, FirehoseSink, Overflow};
-use crate::stream::api::{self, TableError};
-use crate::types::ShardId;
+use crate::sink::firehose::{FirehoseSink, Overflow};
+use crate::stream::api;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use super::error::RunError;
+
 /// Time the shard tasks get to flush, checkpoint and release after a stop signal. ECS waits 30 s
 /// (stopTimeout) before SIGKILL; the contract promises an exit within 20 s.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(18);
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Table(#[from] TableError),
-    #[error("the archive cannot be written: {0}")]
-    Sink(#[from] SinkError),
-    #[error(transparent)]
-    Lease(#[from] LeaseError),
-    #[error(transparent)]
-    Firehose(#[from] FirehoseError),
-    #[error(
-        "cannot prepare the spool directory {path}: {source}; choose another with --spool-dir"
-    )]
-    Spool {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("shard {shard} of table `{table}` failed: {message}")]
-    Shard {
-        table: String,
-        shard: String,
-        message: String,
-    },
-    #[error("shutdown did not finish in time; unflushed records will be read again from the checkpoint on restart")]
-    ShutdownTimeout,
-}
-
-impl RunError {
-    /// Exit status 2: the configuration (or the AWS account) must be fixed.
-    pub fn is_config(&self) -> bool {
-        match self {
-            Self::Table(e) => e.is_config(),
-            Self::Sink(e) => !e.is_retryable(),
-            Self::Spool { .. } => true,
-            Self::Firehose(e) => !e.is_retryable(),
-            _ => false,
-        }
-    }
-}
-
-pub(super) type TaskResult = (usize, ShardId, Result<ShardOutcome, ShardError>);
 
 /// Runs the worker until `shutdown` is cancelled (or a fatal error), then stops every shard
 /// cleanly.
@@ -129,6 +92,26 @@ pub async fn run(
         budgets: super::budget::Budgets::new(),
         failover_time: config.failover_time,
     };
+    // Renew three times per failover time, as the KCL does: one lost or slow renewal never lets
+    // a lease expire in others' eyes.
+    let cycle_every = config.failover_time / 3;
+    let stop = shutdown.child_token();
+    // The renewer outlives `stop`: it renews while the shard tasks drain, so a slow final flush
+    // is not taken for a dead worker.
+    let renewer_stop = CancellationToken::new();
+    let (held, renewer) = Renewer::spawn(
+        leases.clone(),
+        metrics.clone(),
+        cycle_every,
+        renewer_stop.clone(),
+    );
+    let (mut listings, poke, discovery) = discovery::spawn(
+        clients.streams.clone(),
+        streams.clone(),
+        config.discovery_interval,
+        metrics.clone(),
+        stop.child_token(),
+    );
     let mut states: Vec<StreamState> = streams.into_iter().map(StreamState::new).collect();
     let ctx = Ctx {
         clients,
@@ -137,16 +120,13 @@ pub async fn run(
         metrics,
         settings,
         start: config.start_position,
+        max_leases: config.max_leases,
+        held,
     };
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
-    // Renew three times per failover time, as the KCL does: one lost or slow renewal never lets
-    // a lease expire in others' eyes.
-    let cycle_every = config.failover_time / 3;
-    let stop = shutdown.child_token();
     let mut tasks: JoinSet<TaskResult> = JoinSet::new();
     let mut fatal: Option<RunError> = None;
-    let mut next_discovery = Instant::now();
-    let mut next_cycle = Instant::now();
+    let mut next_cycle = Instant::now() + cycle_every;
     loop {
         tokio::select! {
             biased;
@@ -154,31 +134,10 @@ pub async fn run(
             joined = tasks.join_next(), if !tasks.is_empty() => {
                 let Some(joined) = joined else { continue };
                 match joined {
-                    Ok((i, shard, outcome)) => {
-                        let st = &mut states[i];
-                        match outcome {
-                            Ok(ShardOutcome::Finished) => {
-                                tracing::info!(table = %st.stream.table, shard = %shard, "shard read to its end; its children may start");
-                                st.task_ended(&shard, false);
-                                st.finished.insert(shard.clone());
-                                // Children are usually listed already: look now, not in 30 s.
-                                next_discovery = Instant::now();
-                            }
-                            Ok(ShardOutcome::Stopped | ShardOutcome::Lost | ShardOutcome::HandedOver) => {
-                                st.task_ended(&shard, false);
-                            }
-                            Err(e) if e.is_fatal() => {
-                                tracing::error!(table = %st.stream.table, shard = %shard, "stopping: {e}");
-                                st.task_ended(&shard, false);
-                                fatal = Some(RunError::Shard { table: st.stream.table.to_string(), shard: shard.to_string(), message: e.to_string() });
-                                stop.cancel();
-                            }
-                            Err(e) => {
-                                ctx.metrics.inc(Metric::Errors, &[("kind", "shard_task")], 1);
-                                let delay = st.task_ended(&shard, true);
-                                tracing::error!(table = %st.stream.table, shard = %shard, "shard task failed; restarting it from its checkpoint in about {delay:?}: {e}");
-                                next_cycle = next_cycle.min(Instant::now() + delay);
-                            }
+                    Ok(ended) => {
+                        if let Some(e) = task_ended(&ctx, &mut states, ended, &poke, &mut next_cycle).await {
+                            fatal = Some(e);
+                            stop.cancel();
                         }
                         update_owned_gauge(&ctx.metrics, &states);
                     }
@@ -190,20 +149,8 @@ pub async fn run(
                     }
                 }
             }
-            _ = tokio::time::sleep_until(next_discovery) => {
-                // Abandoned at once by a stop signal: listing writes nothing.
-                tokio::select! {
-                    _ = stop.cancelled() => continue,
-                    _ = async {
-                        for st in states.iter_mut() {
-                            if let Err(e) = lease_cycle::list_shards(&ctx, st).await {
-                                ctx.metrics.inc(Metric::Errors, &[("kind", "discovery")], 1);
-                                tracing::warn!(table = %st.stream.table, "listing shards failed; trying again at the next discovery: {e}");
-                            }
-                        }
-                    } => {}
-                }
-                next_discovery = Instant::now() + config.discovery_interval;
+            Some(listing) = listings.recv() => {
+                states[listing.index].listed(listing.shards);
                 next_cycle = Instant::now();
             }
             _ = tokio::time::sleep_until(next_cycle) => {
@@ -212,42 +159,29 @@ pub async fn run(
                 // cut short leaves nothing inconsistent, and the drain below starts without delay.
                 tokio::select! {
                     _ = stop.cancelled() => continue,
-                    _ = async {
-                        for st in states.iter_mut() {
-                            lease_cycle::renew(&ctx, st).await;
-                        }
-                        if let Err(e) = lease_cycle::plan_and_apply(&ctx, &mut states, &mut tasks, &stop).await {
+                    cycle = lease_cycle::plan_and_apply(&ctx, &mut states, &mut tasks, &stop) => {
+                        if let Err(e) = cycle {
                             ctx.metrics.inc(Metric::Errors, &[("kind", "lease_cycle")], 1);
                             tracing::warn!("the lease cycle failed; trying again at the next one: {e}");
                         }
-                    } => {}
+                    }
                 }
                 update_owned_gauge(&ctx.metrics, &states);
             }
         }
     }
 
-    // Stop: every shard task flushes, checkpoints and releases (or hands over) its lease. Leases
-    // are still renewed meanwhile, so a slow final flush is not fenced as a lost lease.
+    // Stop: every shard task flushes, checkpoints and releases (or hands over) its lease; the
+    // renewer keeps renewing meanwhile.
     stop.cancel();
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        let mut renew_at = Instant::now() + cycle_every;
-        while !tasks.is_empty() {
-            tokio::select! {
-                joined = tasks.join_next() => {
-                    if let Some(Ok((i, shard, outcome))) = joined {
-                        if let Err(e) = &outcome {
-                            tracing::error!(table = %states[i].stream.table, shard = %shard, "shard did not stop cleanly: {e}");
-                        }
-                        states[i].task_ended(&shard, false);
-                    }
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((i, shard, key, end)) = joined {
+                if let Err(e) = &end.result {
+                    tracing::error!(table = %states[i].stream.table, shard = %shard, "shard did not stop cleanly: {e}");
                 }
-                _ = tokio::time::sleep_until(renew_at) => {
-                    for st in states.iter_mut() {
-                        lease_cycle::renew(&ctx, st).await;
-                    }
-                    renew_at = Instant::now() + cycle_every;
-                }
+                let _ = ctx.held.send(Held::Remove(key)).await;
+                states[i].task_ended(&shard, false, end.progressed);
             }
         }
     })
@@ -255,11 +189,60 @@ pub async fn run(
     let _ = std::fs::remove_dir_all(&spool_dir);
     if drained.is_err() {
         tasks.abort_all();
+    }
+    renewer_stop.cancel();
+    let _ = renewer.await;
+    let _ = discovery.await;
+    if drained.is_err() {
         return Err(RunError::ShutdownTimeout);
     }
     match fatal {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// A shard task ended: the renewer lets its lease go, the shard's state moves on. A fatal error
+/// (the archive refuses writes) is returned: the worker stops.
+async fn task_ended(
+    ctx: &Ctx,
+    states: &mut [StreamState],
+    (i, shard, key, end): TaskResult,
+    poke: &tokio::sync::Notify,
+    next_cycle: &mut Instant,
+) -> Option<RunError> {
+    let _ = ctx.held.send(Held::Remove(key)).await;
+    let st = &mut states[i];
+    match end.result {
+        Ok(ShardOutcome::Finished) => {
+            tracing::info!(table = %st.stream.table, shard = %shard, "shard read to its end; its children may start");
+            st.task_ended(&shard, false, end.progressed);
+            st.finished.insert(shard);
+            // Children are usually listed already: look now, not at the next interval.
+            poke.notify_one();
+            None
+        }
+        Ok(ShardOutcome::Stopped | ShardOutcome::Lost | ShardOutcome::HandedOver) => {
+            st.task_ended(&shard, false, end.progressed);
+            None
+        }
+        Err(e) if e.is_fatal() => {
+            tracing::error!(table = %st.stream.table, shard = %shard, "stopping: {e}");
+            st.task_ended(&shard, false, end.progressed);
+            Some(RunError::Shard {
+                table: st.stream.table.to_string(),
+                shard: shard.to_string(),
+                message: e.to_string(),
+            })
+        }
+        Err(e) => {
+            ctx.metrics
+                .inc(Metric::Errors, &[("kind", "shard_task")], 1);
+            let delay = st.task_ended(&shard, true, end.progressed);
+            tracing::error!(table = %st.stream.table, shard = %shard, "shard task failed; restarting it from its checkpoint in about {delay:?}: {e}");
+            *next_cycle = (*next_cycle).min(Instant::now() + delay);
+            None
+        }
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Faults {
     pub garbage: f64,
     /// An answer delayed by up to this long.
     pub max_latency: Duration,
+    /// Every DescribeStream answered this much later (a slow listing).
+    pub describe_delay: Duration,
     /// An empty page (with the iterator unchanged) although records follow.
     pub empty_page: f64,
     /// Every Nth GetRecords call with an iterator fails with ExpiredIteratorException.
@@ -103,6 +105,7 @@ impl Default for Faults {
             reset: 0.0,
             garbage: 0.0,
             max_latency: Duration::ZERO,
+            describe_delay: Duration::ZERO,
             empty_page: 0.0,
             expire_every: None,
             page_bytes: 1 << 20,
@@ -330,6 +333,11 @@ async fn serve(mut socket: TcpStream, state: &Mutex<State>, faults: &Faults) -> 
             } else {
                 let ms = faults.max_latency.as_millis() as u64;
                 Duration::from_millis(st.rng.random_range(0..=ms))
+            };
+            let delay = if target.ends_with(".DescribeStream") {
+                delay + faults.describe_delay
+            } else {
+                delay
             };
             let scripted = if target.ends_with(".GetRecords") {
                 faults.script.get(st.scripted).copied()
