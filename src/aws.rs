@@ -66,3 +66,70 @@ fn custom_s3_endpoint() -> bool {
         .iter()
         .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()))
 }
+
+/// A permission the credentials lack: the AWS action and the resource it was tried on. Exit
+/// status 2: only an operator (granting it to the task role) fixes it.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("permission denied: {action} on {resource}; grant it to the task role (infra/dynamo-archiver.yaml grants exactly what the worker calls). AWS said: {message}")]
+pub struct Denied {
+    pub action: String,
+    pub resource: String,
+    pub message: String,
+}
+
+/// Whether an SDK error is an authorisation failure (`AccessDenied`, `AccessDeniedException`,
+/// a KMS key the role may not use, or an HTTP 403), as opposed to one that may pass.
+pub fn is_denied<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+    R: HasStatusCode,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let code = match e {
+        SdkError::ServiceError(s) => s.err().code(),
+        _ => None,
+    };
+    let status = match e {
+        SdkError::ServiceError(s) => Some(s.raw().status()),
+        SdkError::ResponseError(r) => Some(r.raw().status()),
+        _ => None,
+    };
+    matches!(
+        code,
+        Some(
+            "AccessDenied"
+                | "AccessDeniedException"
+                | "UnauthorizedOperation"
+                | "KMS.AccessDeniedException"
+                | "KMS.DisabledException"
+        )
+    ) || status == Some(403)
+}
+
+/// The HTTP status of a raw response, whatever the SDK's response type.
+pub trait HasStatusCode {
+    fn status(&self) -> u16;
+}
+
+impl HasStatusCode for aws_smithy_runtime_api::http::Response {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// A [`Denied`] from an SDK error, with AWS's words.
+pub fn denied<E, R>(
+    action: &str,
+    resource: impl Into<String>,
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> Denied
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    Denied {
+        action: action.to_owned(),
+        resource: resource.into(),
+        message: aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+    }
+}

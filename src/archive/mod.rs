@@ -142,6 +142,18 @@ impl ArchiveSink {
         }
     }
 
+    /// Proves that files can be written under `key` without writing one: on S3 an upload is
+    /// started (with the encryption settings of real uploads) and aborted, which needs
+    /// `s3:PutObject`, the KMS key's `kms:GenerateDataKey` and `s3:AbortMultipartUpload`, and
+    /// leaves no object for Object Lock to keep. A directory was checked by
+    /// [`Self::check_writable`].
+    pub async fn probe_write(&self, key: &str) -> Result<(), SinkError> {
+        match self {
+            Self::Local(_) => Ok(()),
+            Self::S3(s) => s.probe_write(key).await,
+        }
+    }
+
     /// Publishes a finished file under `key` (relative to the archive root), create-only.
     pub async fn publish(&self, key: &str, file: &SpooledFile) -> Result<Published, SinkError> {
         match self {

@@ -239,6 +239,35 @@ impl S3Sink {
         }
     }
 
+    /// Starts a multipart upload under `key` as a real upload would, and aborts it.
+    pub async fn probe_write(&self, key: &str) -> Result<(), SinkError> {
+        let full = self.full_key(key);
+        let mut create = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256);
+        if let Some(k) = &self.sse_kms_key {
+            create = create
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(k);
+        }
+        let upload = create
+            .send()
+            .await
+            .map_err(|e| self.classify("CreateMultipartUpload", &self.location(key), e))?;
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .upload_id(upload.upload_id().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| self.classify("AbortMultipartUpload", &self.location(key), e))?;
+        Ok(())
+    }
+
     async fn put_multipart(&self, key: &str, file: &SpooledFile) -> Result<(), PutError> {
         let full = self.full_key(key);
         let mut create = self

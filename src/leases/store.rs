@@ -132,9 +132,16 @@ pub enum LeaseError {
     NoTable(String),
     #[error("lease table `{0}` did not become ACTIVE within {TABLE_ACTIVE_DEADLINE:?}")]
     NotActive(String),
+    #[error(transparent)]
+    Denied(#[from] crate::aws::Denied),
 }
 
 impl LeaseError {
+    /// What an operator must fix (exit status 2).
+    pub fn is_config(&self) -> bool {
+        matches!(self, Self::Denied(_) | Self::NoTable(_))
+    }
+
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
@@ -173,7 +180,7 @@ impl LeaseStore {
     fn api<E, R>(&self, operation: &'static str, e: SdkError<E, R>) -> LeaseError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + crate::aws::HasStatusCode,
     {
         let retryable = match &e {
             SdkError::TimeoutError(_)
@@ -191,12 +198,105 @@ impl LeaseStore {
                 )
             ),
         };
+        if crate::aws::is_denied(&e) {
+            return LeaseError::Denied(crate::aws::denied(
+                &format!("dynamodb:{operation}"),
+                format!("lease table {}", self.table),
+                &e,
+            ));
+        }
         LeaseError::Api {
             table: self.table.clone(),
             operation,
             message: DisplayErrorContext(&e).to_string(),
             retryable,
         }
+    }
+
+    /// Tries every call the worker makes on the lease table without changing it: a Scan of one
+    /// item, and a PutItem, UpdateItem and DeleteItem on a key that does not exist, each with a
+    /// condition that cannot hold. A conditional failure proves the permission.
+    pub async fn probe_permissions(&self) -> Result<(), crate::aws::Denied> {
+        let probe = format!("_permission-probe/{}", rand::random::<u64>());
+        let key = || HashMap::from([(attr::LEASE_KEY.to_owned(), A::S(probe.clone()))]);
+        let never = "attribute_exists(#k) AND attribute_not_exists(#k)";
+        let outcome = |op: &'static str, denied: bool, e: String| {
+            if denied {
+                Err(crate::aws::Denied {
+                    action: format!("dynamodb:{op}"),
+                    resource: format!("lease table {}", self.table),
+                    message: e,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(1)
+            .send()
+            .await;
+        if let Err(e) = scan {
+            outcome(
+                "Scan",
+                crate::aws::is_denied(&e),
+                DisplayErrorContext(&e).to_string(),
+            )?;
+        }
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(key()))
+            .condition_expression(never)
+            .expression_attribute_names("#k", attr::LEASE_KEY)
+            .send()
+            .await;
+        if let Err(e) = put {
+            outcome(
+                "PutItem",
+                crate::aws::is_denied(&e),
+                DisplayErrorContext(&e).to_string(),
+            )?;
+        }
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key()))
+            .update_expression("SET #u = :now")
+            .condition_expression(never)
+            .expression_attribute_names("#k", attr::LEASE_KEY)
+            .expression_attribute_names("#u", attr::UPDATED_AT)
+            .expression_attribute_values(":now", A::N("0".into()))
+            .send()
+            .await;
+        if let Err(e) = update {
+            outcome(
+                "UpdateItem",
+                crate::aws::is_denied(&e),
+                DisplayErrorContext(&e).to_string(),
+            )?;
+        }
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key()))
+            .condition_expression(never)
+            .expression_attribute_names("#k", attr::LEASE_KEY)
+            .send()
+            .await;
+        if let Err(e) = delete {
+            outcome(
+                "DeleteItem",
+                crate::aws::is_denied(&e),
+                DisplayErrorContext(&e).to_string(),
+            )?;
+        }
+        Ok(())
     }
 
     /// Creates the lease table (on-demand billing) if it does not exist, and waits until it is
@@ -601,7 +701,7 @@ impl LeaseStore {
     fn conditional<E, R>(&self, op: &'static str, key: &LeaseKey, e: SdkError<E, R>) -> LeaseError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + crate::aws::HasStatusCode,
     {
         if e.code() == Some("ConditionalCheckFailedException") {
             LeaseError::Lost(key.0.clone())

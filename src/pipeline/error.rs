@@ -29,6 +29,8 @@ pub enum RunError {
         shard: String,
         message: String,
     },
+    #[error(transparent)]
+    Denied(#[from] crate::aws::Denied),
     #[error("shutdown did not finish in time; unflushed records will be read again from the checkpoint on restart")]
     ShutdownTimeout,
 }
@@ -39,8 +41,9 @@ impl RunError {
         match self {
             Self::Table(e) => e.is_config(),
             Self::Sink(e) => !e.is_retryable(),
-            Self::Spool { .. } => true,
-            Self::Firehose(e) => !e.is_retryable(),
+            Self::Spool { .. } | Self::Denied(_) => true,
+            Self::Lease(e) => e.is_config(),
+            Self::Firehose(e) => e.is_config(),
             _ => false,
         }
     }

@@ -14,6 +14,7 @@ mod firehose_output;
 mod lease_control;
 mod lease_cycle;
 mod output;
+mod preflight;
 mod renewer;
 mod shard_task;
 pub mod worker;

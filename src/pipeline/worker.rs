@@ -6,7 +6,7 @@
 use super::discovery;
 use super::lease_cycle::{self, Ctx, StreamState, TaskResult};
 use super::renewer::{Held, Renewer};
-use super::shard_task::{ShardOutcome, ShardSettings};
+use super::shard_task::{ShardError, ShardOutcome, ShardSettings};
 use super::Destination;
 use crate::archive::ArchiveSink;
 use crate::aws::Clients;
@@ -84,6 +84,7 @@ pub async fn run(
     );
     leases.ensure_table().await?;
 
+    super::preflight::check(&clients, &streams, &leases, &sink).await?;
     let spool_dir = prepare_spool(&config.spool_dir)?;
     let settings = ShardSettings {
         flush_interval: config.flush_interval,
@@ -229,10 +230,15 @@ async fn task_ended(
         Err(e) if e.is_fatal() => {
             tracing::error!(table = %st.stream.table, shard = %shard, "stopping: {e}");
             st.task_ended(&shard, false, end.progressed);
-            Some(RunError::Shard {
-                table: st.stream.table.to_string(),
-                shard: shard.to_string(),
-                message: e.to_string(),
+            // The archive's or Firehose's own error, so that a denied permission exits 2.
+            Some(match e {
+                ShardError::Sink(e) => RunError::Sink(e),
+                ShardError::Firehose(e) => RunError::Firehose(e),
+                e => RunError::Shard {
+                    table: st.stream.table.to_string(),
+                    shard: shard.to_string(),
+                    message: e.to_string(),
+                },
             })
         }
         Err(e) => {

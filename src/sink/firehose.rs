@@ -58,6 +58,15 @@ pub enum FirehoseError {
 }
 
 impl FirehoseError {
+    /// The delivery stream or its permissions must be fixed (exit status 2). An oversize record
+    /// stops the worker too, but as a failure of the run (exit 1): the data, not the setup.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Self::NotFound { .. } | Self::AccessDenied { .. } | Self::Kms { .. }
+        )
+    }
+
     /// Whether a later attempt can succeed without an operator.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -121,6 +130,11 @@ impl FirehoseSink {
 
     pub fn stream(&self) -> &str {
         &self.stream
+    }
+
+    /// Where oversize records go, if anywhere.
+    pub fn overflow_store(&self) -> Option<&ArchiveSink> {
+        self.overflow.as_ref().map(|o| &o.sink)
     }
 
     pub fn has_overflow(&self) -> bool {

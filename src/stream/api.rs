@@ -118,6 +118,8 @@ pub enum TableError {
     NoStream(TableName),
     #[error("DescribeTable `{table}` failed: {message}")]
     Api { table: TableName, message: String },
+    #[error(transparent)]
+    Denied(#[from] crate::aws::Denied),
 }
 
 impl TableError {
@@ -142,6 +144,12 @@ pub async fn table_stream(
                 .is_some_and(|s| s.is_resource_not_found_exception())
             {
                 TableError::NotFound(table.clone())
+            } else if crate::aws::is_denied(&e) {
+                TableError::Denied(crate::aws::denied(
+                    "dynamodb:DescribeTable",
+                    format!("table {table}"),
+                    &e,
+                ))
             } else {
                 TableError::Api {
                     table: table.clone(),

@@ -39,9 +39,17 @@ pub struct Control {
     /// Every answer is relayed this many milliseconds after the upstream gave it.
     answer_delay_ms: AtomicU64,
     released: tokio::sync::watch::Sender<bool>,
+    /// Requests this selects are refused as an authorisation failure (the credentials lack a
+    /// permission), never forwarded.
+    deny: Mutex<Option<fn(&wire::Message) -> bool>>,
 }
 
 impl Control {
+    /// Refuses the requests `which` selects with AccessDenied from now on (`None`: none).
+    pub fn deny(&self, which: Option<fn(&wire::Message) -> bool>) {
+        *self.deny.lock().unwrap() = which;
+    }
+
     pub fn blackhole(&self, on: bool) {
         self.blackhole.store(on, Ordering::SeqCst);
     }
@@ -135,6 +143,7 @@ impl FaultS3 {
             blackhole: AtomicBool::new(false),
             answer_delay_ms: AtomicU64::new(0),
             released: tokio::sync::watch::Sender::new(false),
+            deny: Mutex::new(None),
         });
         let shared = Arc::new((
             faults.clone(),
@@ -182,6 +191,20 @@ async fn serve(
         if control.blackhole.load(Ordering::SeqCst) {
             stats.lock().unwrap().blackholed += 1;
             std::future::pending::<()>().await;
+        }
+        let denied = control.deny.lock().unwrap().is_some_and(|d| d(&request));
+        if denied {
+            // JSON services (DynamoDB, Streams, Firehose) name the operation in a header; S3 does
+            // not and answers in XML.
+            let text = if request.header("x-amz-target").is_some() {
+                let body = r#"{"__type":"com.amazon.coral.service#AccessDeniedException","message":"denied by the test's policy"}"#;
+                format!("HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fault\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+            } else {
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>denied by the test's policy</Message><RequestId>fault</RequestId></Error>";
+                format!("HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+            };
+            client.write_all(text.as_bytes()).await.ok()?;
+            continue;
         }
         let fault = {
             let mut s = stats.lock().unwrap();

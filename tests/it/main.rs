@@ -18,6 +18,7 @@ mod import_export;
 mod latest;
 mod leases_cmd;
 mod operate;
+mod permissions;
 mod pressure;
 mod quarantine;
 mod s3_sink;

@@ -124,7 +124,7 @@ fn schema_command_prints_ddl_and_view() {
         "{text}"
     );
     assert!(
-        text.contains("new_image          string     null"),
+        text.contains("new_image            string     null"),
         "{text}"
     );
 }
