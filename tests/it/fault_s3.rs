@@ -41,12 +41,15 @@ pub struct Control {
     released: tokio::sync::watch::Sender<bool>,
     /// Requests this selects are refused as an authorisation failure (the credentials lack a
     /// permission), never forwarded.
-    deny: Mutex<Option<fn(&wire::Message) -> bool>>,
+    deny: Mutex<Option<Deny>>,
 }
+
+/// Selects the requests to refuse as unauthorised.
+pub type Deny = fn(&wire::Message) -> bool;
 
 impl Control {
     /// Refuses the requests `which` selects with AccessDenied from now on (`None`: none).
-    pub fn deny(&self, which: Option<fn(&wire::Message) -> bool>) {
+    pub fn deny(&self, which: Option<Deny>) {
         *self.deny.lock().unwrap() = which;
     }
 
