@@ -25,6 +25,7 @@
 //!   the `/healthz`, `/readyz`, `/metrics` endpoint, and CloudWatch embedded metric format lines
 //!   (`--metrics emf`).
 //! - [`backoff`]: exponential backoff with jitter for the archiver's retry loops.
+//! - [`spool`]: the local volume files are assembled on: its free space pauses reading.
 //! - [`clock`]: wall-clock time in the archive's units.
 //! - [`aws`]: SDK clients from the standard credential and endpoint chain.
 //! - [`cmd`]: one module per command; `main.rs` only parses and dispatches.
@@ -50,6 +51,7 @@ pub mod lineage;
 pub mod metrics;
 pub mod pipeline;
 pub mod sink;
+pub mod spool;
 pub mod stream;
 pub mod telemetry;
 pub mod types;

@@ -439,6 +439,10 @@ async fn spawn(
         streams: ctx.clients.streams.clone(),
         metrics: ctx.metrics.clone(),
         running: ctx.settings.budgets.running_counter(),
+        spool: matches!(ctx.sink, Destination::Archive(_)).then(|| crate::spool::SpoolRoom {
+            dir: ctx.settings.spool_dir.clone(),
+            metrics: ctx.metrics.clone(),
+        }),
     };
     let settings = ctx.settings.clone();
     let run = match &ctx.sink {

@@ -104,6 +104,8 @@ pub struct ReaderSpec {
     pub streams: aws_sdk_dynamodbstreams::Client,
     pub metrics: Arc<Metrics>,
     pub running: Arc<std::sync::atomic::AtomicUsize>,
+    /// The spool volume readers wait for room on (Parquet output).
+    pub spool: Option<crate::spool::SpoolRoom>,
 }
 
 pub struct ShardTask<O: Output> {
@@ -149,6 +151,7 @@ impl<O: Output> ShardTask<O> {
                 metrics: self.readers.metrics.clone(),
                 running: self.readers.running.clone(),
                 mean_record_bytes: crate::stream::reader::FIRST_GUESS_RECORD_BYTES,
+                spool: self.readers.spool.clone(),
             };
             let (tx, mut rx) = mpsc::channel(self.settings.budgets.read_ahead());
             let reader_stop = stop.child_token();

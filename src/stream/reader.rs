@@ -57,6 +57,8 @@ pub struct ShardReader {
     pub running: Arc<std::sync::atomic::AtomicUsize>,
     /// The mean `SizeBytes` of the records read so far (a running average), for [`page_limit`].
     pub mean_record_bytes: usize,
+    /// Waited for before each read: the spool volume's room (Parquet output only).
+    pub spool: Option<crate::spool::SpoolRoom>,
 }
 
 /// Parsed pages a worker holds at once, across all its shards. A parsed page of 1,000 records of
@@ -149,6 +151,9 @@ impl ShardReader {
                 stream: &self.stream,
                 shard: &self.shard,
             };
+            if let Some(room) = &self.spool {
+                room.wait(self.table.as_str(), self.shard.as_str()).await;
+            }
             let limit = page_limit(
                 self.running.load(std::sync::atomic::Ordering::Relaxed),
                 self.mean_record_bytes,

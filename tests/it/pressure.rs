@@ -196,3 +196,53 @@ async fn max_leases_leaves_shards_to_other_workers() {
     a.stop();
     b.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_spool_disk_pauses_reading_with_a_clear_error_and_resumes() {
+    let stack = Stack::start().await;
+    faulty_table(&stack).await;
+    let graph = Graph::fill(vec![Graph::shard(SHARD, None, false)], 10, 3, 10, |_, _| 0);
+    let server = FaultStreams::start(graph, Faults::default()).await;
+    // The test's stand-in for the spool volume's free space (ARCHIVER_TEST_SPOOL_FREE_FILE).
+    let free = stack.dir.path().join("spool-free");
+    std::fs::write(&free, "0").unwrap();
+    let port = free_port();
+    let free_env = free.to_str().unwrap().to_owned();
+    let mut w = worker(
+        &stack,
+        &server,
+        port,
+        "w",
+        &["--stuck-after", "3s"],
+        &[("ARCHIVER_TEST_SPOOL_FREE_FILE", free_env.as_str())],
+    );
+    poll(
+        "the pause to be logged",
+        Duration::from_secs(30),
+        || async { w.log_text().contains("SPOOL FULL").then_some(()) },
+    )
+    .await;
+    let body = poll("/healthz to fail", Duration::from_secs(30), || async {
+        http_get(port, "/healthz").and_then(|(s, body)| (s == 503).then_some(body))
+    })
+    .await;
+    assert!(body.contains("no successful read"), "{body}");
+    let archive = stack.dir.path().join("archive");
+    assert!(
+        read_archive(&archive).is_empty(),
+        "nothing read while paused"
+    );
+    assert!(
+        w.exited_within(Duration::from_millis(10)).is_none(),
+        "a full disk is not a crash"
+    );
+    std::fs::write(&free, (10u64 << 30).to_string()).unwrap();
+    let rows = wait_for_rows(&archive, 30, Duration::from_secs(60)).await;
+    let ids: BTreeSet<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!((rows.len(), ids.len()), (30, 30));
+    poll("/healthz to pass", Duration::from_secs(30), || async {
+        (http_get(port, "/healthz").map(|r| r.0) == Some(200)).then_some(())
+    })
+    .await;
+    w.stop();
+}
