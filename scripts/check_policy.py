@@ -21,9 +21,9 @@ How it works
    Modules reached only from the operator's commands (`verify`, `history`, `snapshot`, `leases`,
    `schema`) need no role in the template: they run with the operator's own credentials.
 3. **What the call touches.** TARGETS says which resource a module's calls of a service touch
-   (the lease table from src/leases, the archived tables from src/stream and src/backfill, the
-   archive from src/archive and src/sink, the export from src/export, the delivery stream from
-   src/sink/firehose).
+   (the lease table from src/leases, the archived tables from src/stream, src/backfill and the
+   start-up permission check src/pipeline/preflight.rs, the archive from src/archive and
+   src/sink, the export from src/export, the delivery stream from src/sink/firehose).
    OPERATIONS maps (service, operation) to IAM actions on a resource *role* (table, stream, bucket,
    objects, key, delivery_stream); together they give (action, resource kind) pairs such as
    (`s3:PutObject`, `archive_objects`).
@@ -129,6 +129,8 @@ TARGETS: list[tuple[str, str, str]] = [
     ("src/leases/", "dynamodb", "lease"),          # the lease table (store.rs is its only user)
     ("src/stream/", "dynamodb", "source"),         # DescribeTable of each archived table
     ("src/stream/", "dynamodbstreams", "source"),  # the archived tables' streams
+    # The start-up permission check: one page of one shard of each archived table's stream.
+    ("src/pipeline/preflight.rs", "dynamodbstreams", "source"),
     ("src/backfill/", "dynamodb", "source"),       # DescribeTable and Scan of --table
     ("src/sink/", "s3", "archive"),                # the archive (or Firehose's overflow prefix)
     ("src/archive/", "s3", "archive"),             # the same, where the S3 writer now lives

@@ -15,7 +15,7 @@
 
 use super::checkpointer::Checkpointer;
 use super::output::{report_gap, Flow, Gap, GapReason, Output};
-use super::shard_task::{ShardError, ShardSettings};
+use super::shard::{ShardError, ShardSettings};
 use crate::archive::layout::{self, dt_of_millis, ArchiveKey};
 use crate::archive::{ArchiveSink, Published, SinkError, StoredFile};
 use crate::backoff::{retry, Backoff};

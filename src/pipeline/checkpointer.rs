@@ -2,7 +2,7 @@
 //! checkpoint, releases the lease or hands it over. Every write is conditional on this worker
 //! still owning the lease; a failed condition is [`ShardError::Fenced`], which ends the task.
 
-use super::shard_task::ShardError;
+use super::shard::ShardError;
 use crate::backoff::{retry, Backoff};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseStore};
 use crate::metrics::{Metric, Metrics};

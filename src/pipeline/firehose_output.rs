@@ -12,7 +12,7 @@
 use super::checkpointer::Checkpointer;
 use super::lease_control::LeaseControl;
 use super::output::{Flow, Gap, Output};
-use super::shard_task::{ShardError, ShardSettings};
+use super::shard::{ShardError, ShardSettings};
 use crate::archive::layout::{self, dt_of_millis};
 use crate::encode::json_line::{encode_line, pointer_line};
 use crate::encode::record::ChangeRecord;

@@ -16,6 +16,7 @@ mod lease_cycle;
 mod output;
 mod preflight;
 mod renewer;
+mod shard;
 mod shard_task;
 pub mod worker;
 

@@ -4,7 +4,7 @@
 //! [`Checkpointer`] only what it made durable.
 
 use super::checkpointer::Checkpointer;
-use super::shard_task::ShardError;
+use super::shard::ShardError;
 use crate::encode::record::ChangeRecord;
 use crate::stream::api::Position;
 use crate::types::SequenceNumber;

@@ -8,104 +8,23 @@
 //! (a conditional checkpoint that failed, a Firehose delivery no longer covered by a renewal);
 //! the task then reports [`ShardOutcome::Lost`]. The design note is `src/pipeline/design.md`.
 
-use super::budget::Budgets;
 use super::checkpointer::Checkpointer;
 use super::lease_control::{LeaseControl, StopMode};
 use super::output::{report_gap, Flow, Gap, GapReason, Output};
-use crate::archive::SinkError;
-use crate::encode::parquet::WriteError;
-use crate::encode::record::RecordError;
-use crate::leases::LeaseError;
+use super::shard::{ReaderSpec, ShardError, ShardOutcome, ShardSettings, TaskEnd};
 use crate::metrics::Metrics;
-use crate::sink::firehose::FirehoseError;
 use crate::stream::api::Position;
 use crate::stream::reader::{ReadEvent, ShardReader};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// Settings every shard task shares.
-#[derive(Clone)]
-pub struct ShardSettings {
-    pub flush_interval: Duration,
-    pub flush_size_bytes: u64,
-    pub spool_dir: PathBuf,
-    /// `--failover-time`: Firehose deliveries go out only while the lease was renewed within 2/3
-    /// of it (see `lease_control`).
-    pub failover_time: Duration,
-    pub budgets: Budgets,
-}
-
-/// How a shard task ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ShardOutcome {
-    /// Read to its end (or gone from the stream) and checkpointed as SHARD_END.
-    Finished,
-    /// Stopped by shutdown after flushing and checkpointing; the lease was released.
-    Stopped,
-    /// Handed over to the worker that asked for it, after flushing and checkpointing.
-    HandedOver,
-    /// Another worker holds the lease now; nothing more was checkpointed.
-    Lost,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ShardError {
-    #[error(transparent)]
-    Record(#[from] RecordError),
-    #[error(transparent)]
-    Write(#[from] WriteError),
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-    #[error(transparent)]
-    Firehose(#[from] FirehoseError),
-    #[error(transparent)]
-    Lease(LeaseError),
-    /// Another worker owns the lease now (a conditional lease write failed, or the lease was
-    /// not renewed in time for a Firehose delivery).
-    #[error("lease {0} is held by another worker now")]
-    Fenced(String),
-    #[error("{0}")]
-    Archive(String),
-    #[error("the shard reader stopped unexpectedly")]
-    ReaderGone,
-}
-
-impl ShardError {
-    /// An error no retry can fix (the archive refuses writes): the worker stops.
-    pub fn is_fatal(&self) -> bool {
-        match self {
-            Self::Sink(e) => !e.is_retryable(),
-            Self::Firehose(e) => !e.is_retryable(),
-            _ => false,
-        }
-    }
-}
-
-/// How a task ended, for the worker.
-pub struct TaskEnd {
-    pub result: Result<ShardOutcome, ShardError>,
-    /// It moved the checkpoint before it ended.
-    pub progressed: bool,
-}
 
 /// What one reader's run ended with.
 enum Step {
     /// Start a new reader here.
     ReadFrom(Position),
     Done(ShardOutcome),
-}
-
-/// Makes the readers of one shard, each from a position (the first from where the output
-/// resumes, later ones after a file adopted from the archive).
-pub struct ReaderSpec {
-    pub streams: aws_sdk_dynamodbstreams::Client,
-    pub metrics: Arc<Metrics>,
-    pub running: Arc<std::sync::atomic::AtomicUsize>,
-    /// The spool volume readers wait for room on (Parquet output).
-    pub spool: Option<crate::spool::SpoolRoom>,
 }
 
 pub struct ShardTask<O: Output> {

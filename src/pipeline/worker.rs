@@ -6,7 +6,7 @@
 use super::discovery;
 use super::lease_cycle::{self, Ctx, StreamState, TaskResult};
 use super::renewer::{Held, Renewer};
-use super::shard_task::{ShardError, ShardOutcome, ShardSettings};
+use super::shard::{ShardError, ShardOutcome, ShardSettings};
 use super::Destination;
 use crate::archive::ArchiveSink;
 use crate::aws::Clients;
