@@ -49,8 +49,9 @@ pub fn from_config(config: &SdkConfig) -> Clients {
         .build();
     Clients {
         dynamodb: aws_sdk_dynamodb::Client::new(config),
-        // The Streams client reads through a client that repairs one DynamoDB Local defect
-        // (see `stream::repair`); it changes nothing on AWS.
+        // The Streams client reads through a client that repairs one DynamoDB Local defect and
+        // reads every GetRecords body whole, which the direct decoder needs (the contract is
+        // written in `stream::repair`); the repair changes nothing on AWS.
         streams: aws_sdk_dynamodbstreams::Client::from_conf(
             aws_sdk_dynamodbstreams::config::Builder::from(config)
                 .http_client(crate::stream::repair::repairing_client())

@@ -366,7 +366,8 @@ impl Intercept for DecodeRows {
             stream: &self.stream,
             shard: &self.shard,
         };
-        // Only a body already in memory (the repairing client reads GetRecords bodies whole).
+        // Only a body already in memory: `stream::repair`'s client reads every GetRecords body
+        // whole, on AWS too (the contract is written there); a streamed body goes to the SDK.
         let page = match response.body().bytes() {
             Some(body) if response.status().is_success() => {
                 match decode_get_records(body, &source) {

@@ -10,6 +10,15 @@
 //!
 //! A body that still cannot be parsed reaches the reader as an `Unparseable` error: loud,
 //! counted, retried — never skipped.
+//!
+//! **A contract beyond the repair.** This client also reads every GetRecords body *whole* into
+//! memory (`SdkBody::from(bytes)`), on AWS as on DynamoDB Local. The direct decoder depends on it:
+//! `stream::api::DecodeRows` runs before the SDK's deserializer and decodes only a body that is
+//! already bytes (`SdkBody::bytes()`); a streamed body would silently fall back to the SDK's
+//! slower path (and its page-level failures, which the decoder turns into quarantined records).
+//! So this client is installed for every Streams client (`aws::from_config`), not only against
+//! the emulator, and the test `stream::api::tests::a_page_is_decoded_directly_into_the_rows_the_sdk_would_make`
+//! (and the operate test's `decoder="direct"` count) would fail if it stopped buffering.
 
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
