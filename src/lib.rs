@@ -21,6 +21,8 @@
 //! - [`audit`]: `verify`, `history`, `snapshot`: the archive checked, one item's timeline, a
 //!   table as of an instant.
 //! - [`export`]: a DynamoDB Export to S3 (full or incremental) converted into the archive.
+//! - [`views`]: typed views for analysts (`schema --infer`): a sample of the archive's images
+//!   becomes typed columns, the latest state and the state at an instant, for Athena and DuckDB.
 //! - [`metrics`], [`http`], [`emf`]: Prometheus metrics, the `/healthz`, `/readyz`, `/metrics`
 //!   endpoint, and CloudWatch embedded metric format lines (`--metrics emf`).
 //! - [`backoff`]: exponential backoff with jitter for the archiver's retry loops.
@@ -51,3 +53,4 @@ pub mod sink;
 pub mod stream;
 pub mod telemetry;
 pub mod types;
+pub mod views;
