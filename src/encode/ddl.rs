@@ -42,7 +42,7 @@ fn athena_type(t: &DataType) -> &'static str {
 }
 
 /// The folder of a table in the archive, ending in `/`, as the engines address it.
-pub fn table_location(archive: &ArchiveUri, table: &TableName) -> String {
+fn table_location(archive: &ArchiveUri, table: &TableName) -> String {
     match archive {
         ArchiveUri::S3 { .. } => format!("{}/{table}/", archive),
         ArchiveUri::Local(_) => format!("{}/", archive.describe(table.as_str())),

@@ -713,3 +713,112 @@ fn schema_options_flags_environment_file_and_bad_values() {
         assert!(help.contains(needle), "--help mentions {needle}:\n{help}");
     }
 }
+
+/// `schema --infer` reads an S3 archive (ranged reads of footers and column chunks) and infers
+/// exactly what it infers from a local copy of the same files.
+#[tokio::test(flavor = "multi_thread")]
+async fn inference_on_s3_equals_inference_on_a_local_copy() {
+    let t = "orders";
+    let stack = Stack::start_with_s3().await;
+    stack.create_bucket("views").await;
+    stack.create_table(t, "id", None).await;
+    let items: Vec<HashMap<String, A>> = (0..3_000u64)
+        .map(|i| {
+            HashMap::from([
+                ("id".to_owned(), n(i)),
+                (
+                    "status".to_owned(),
+                    s(["placed", "paid", "shipped"][(i % 3) as usize]),
+                ),
+                ("total".to_owned(), n(format!("{}.{:02}", i * 7, i % 100))),
+                ("big".to_owned(), n(format!("{}{:08}", "1".repeat(30), i))),
+                ("note".to_owned(), s("n".repeat(200 + (i % 50) as usize))),
+            ])
+        })
+        .collect();
+    put_items(&stack, t, items, 4).await;
+    let spool = stack.dir.path().join("spool");
+    let (code, out, err) = Archiver::output(
+        &stack,
+        &[
+            "backfill",
+            "--table",
+            t,
+            "--archive",
+            "s3://views/a",
+            "--segments",
+            "6",
+            "--flush-size",
+            "64KiB",
+            "--spool-dir",
+            spool.to_str().unwrap(),
+            "--log-format",
+            "text",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+
+    let s3 = stack.s3.clone().unwrap();
+    let local = stack.dir.path().join("copy");
+    let keys = s3_keys(&s3, "views", "a/").await.unwrap();
+    assert!(
+        keys.iter().filter(|k| k.ends_with(".parquet")).count() >= 6,
+        "{keys:?}"
+    );
+    for key in &keys {
+        let path = local.join(key.strip_prefix("a/").unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, s3_body(&s3, "views", key).await.unwrap()).unwrap();
+    }
+    let infer = |archive: &str, sample: &str| {
+        let (code, out, err) = Archiver::output(
+            &stack,
+            &[
+                "schema",
+                "--infer",
+                "--table",
+                t,
+                "--archive",
+                archive,
+                "--dialect",
+                "duckdb",
+                "--sample",
+                sample,
+            ],
+        );
+        assert_eq!(code, 0, "{archive}: {err}");
+        out
+    };
+    // From the inference's first line on; the raw view above it names the location.
+    let typed = |sql: &str| sql[sql.find("-- Inferred by").expect("an inference")..].to_owned();
+    for sample in ["1000", "100000"] {
+        let on_s3 = infer("s3://views/a", sample);
+        let on_disk = infer(local.to_str().unwrap(), sample);
+        assert!(on_s3.contains("CREATE OR REPLACE SECRET") && !on_disk.contains("SECRET"));
+        assert!(on_s3.contains("read_parquet('s3://views/a/orders/dt=*/*.parquet'"));
+        assert_eq!(typed(&on_s3), typed(&on_disk), "--sample {sample}");
+        for line in [
+            r#"--   "total" N -> "total" and "old_total", DECIMAL(38, 2)"#,
+            r#"--   "big" N -> "big" and "old_big", DECIMAL(38, 0)"#,
+            r#"--   "id" N -> "id", DECIMAL(38, 0) (key, from `keys`)"#,
+        ] {
+            assert!(on_s3.contains(line), "{line} in\n{on_s3}");
+        }
+    }
+    let (code, _, err) = Archiver::output(
+        &stack,
+        &[
+            "schema",
+            "--infer",
+            "--table",
+            t,
+            "--archive",
+            "s3://views/nothing-here",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no archive files for table `orders` under s3://views/nothing-here/orders/"),
+        "{err}"
+    );
+}
