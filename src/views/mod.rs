@@ -58,7 +58,11 @@ pub fn about(report: &SampleReport, sample_rows: u64) -> Vec<String> {
         ));
     }
     let l = &report.lineage;
-    if l.violations.is_empty() {
+    if l.pairs.is_empty() {
+        lines.push(
+            "Across shards, a key's changes are ordered by the creation time in the shard id (shardId-<ms>-...); the files read name no parent shard to check that against.".to_owned(),
+        );
+    } else if l.violations.is_empty() {
         lines.push(format!(
             "Across shards, a key's changes are ordered by the creation time in the shard id (shardId-<ms>-...); in the {} parent/child shard pairs of the files read, every child was created after its parent.",
             l.pairs.len()
