@@ -21,6 +21,8 @@
 //! - [`audit`]: `verify`, `history`, `snapshot`: the archive checked, one item's timeline, a
 //!   table as of an instant.
 //! - [`export`]: a DynamoDB Export to S3 (full or incremental) converted into the archive.
+//! - [`views`]: typed views for analysts (`schema --infer`): a sample of the archive's images
+//!   becomes typed columns, the latest state and the state at an instant, for Athena and DuckDB.
 //! - [`metrics`], [`health`], [`http`], [`emf`]: Prometheus metrics, what `/healthz` judges by,
 //!   the `/healthz`, `/readyz`, `/metrics` endpoint, and CloudWatch embedded metric format lines
 //!   (`--metrics emf`).
@@ -55,3 +57,4 @@ pub mod spool;
 pub mod stream;
 pub mod telemetry;
 pub mod types;
+pub mod views;

@@ -89,7 +89,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Schema(args) => {
             let config = SchemaConfig::resolve(&args).map_err(CommandError::from)?;
             telemetry::init(config.log.format);
-            cmd::schema::run(&config).map_err(anyhow::Error::from)
+            with_signals(|_| cmd::schema::run(config))
         }
     }
 }

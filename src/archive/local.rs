@@ -65,6 +65,25 @@ impl LocalSink {
             })
     }
 
+    /// `len` bytes of the file from byte `start`.
+    pub async fn read_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
+        let path = self.root.join(key);
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek, SeekFrom};
+            let io = |source| SinkError::Io {
+                location: path.display().to_string(),
+                source,
+            };
+            let mut f = std::fs::File::open(&path).map_err(io)?;
+            f.seek(SeekFrom::Start(start)).map_err(io)?;
+            let mut out = vec![0; len as usize];
+            f.read_exact(&mut out).map_err(io)?;
+            Ok(out)
+        })
+        .await
+        .expect("read task does not panic")
+    }
+
     /// [`Self::read`], with `None` when there is no such file.
     pub async fn read_if_exists(
         &self,

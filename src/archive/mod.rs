@@ -99,7 +99,8 @@ impl StoredFile {
     }
 }
 
-fn footer_metadata(
+/// The key-value metadata of a footer (`encode::parquet::meta`).
+pub fn footer_metadata(
     footer: &parquet::file::metadata::ParquetMetaData,
 ) -> std::collections::BTreeMap<String, String> {
     footer
@@ -226,6 +227,15 @@ impl ArchiveSink {
         match self {
             Self::Local(s) => s.read(key, suffix).await,
             Self::S3(s) => s.read(key, suffix).await,
+        }
+    }
+
+    /// `len` bytes of a stored object from byte `start`: one column chunk of a Parquet file, read
+    /// without the rest.
+    pub async fn read_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
+        match self {
+            Self::Local(s) => s.read_range(key, start, len).await,
+            Self::S3(s) => s.read_range(key, start, len).await,
         }
     }
 

@@ -158,6 +158,27 @@ impl S3Sink {
         Ok(self.read_object(key, suffix).await?.0)
     }
 
+    /// `len` bytes of the object from byte `start` (one ranged GetObject).
+    pub async fn read_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .range(format!("bytes={start}-{}", start + len - 1))
+            .send()
+            .await
+            .map_err(|e| self.classify("GetObject", &self.location(key), e))?;
+        let body = out.body.collect().await.map_err(|e| SinkError::Io {
+            location: self.location(key),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        Ok(body.into_bytes().to_vec())
+    }
+
     /// The object (or its last `suffix` bytes) and the SHA-256 recorded in its metadata when it
     /// was written, in one GetObject.
     pub async fn read_object(

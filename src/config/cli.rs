@@ -202,10 +202,38 @@ pub struct SchemaArgs {
     )]
     pub tables: Vec<String>,
 
-    /// Archive location the DDL points at (`s3://bucket/prefix` or a local directory).
-    /// [default: s3://your-bucket/archive]
+    /// Archive location the DDL points at (`s3://bucket/prefix` or a local directory); with
+    /// --infer, the archive that is read. [default: s3://your-bucket/archive; required with
+    /// --infer]
     #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
     pub archive: Option<String>,
+
+    /// Read a sample of the archive and also print typed views: `<table>_changes_typed` (every
+    /// change, one typed column per attribute and type), `<table>_latest` (each item's newest
+    /// state) and `<table>_as_of` (the table at an instant: a DuckDB macro, an Athena query
+    /// template). [default: false]
+    #[arg(long, env = "ARCHIVER_INFER")]
+    pub infer: bool,
+
+    /// With --infer: rows to sample, spread over the table's files and days (at least 1).
+    /// [default: 100000]
+    #[arg(long, env = "ARCHIVER_SAMPLE", value_name = "N")]
+    pub sample: Option<u64>,
+
+    /// Print only this engine's SQL, runnable as a script (`duckdb my.db < views.sql`):
+    /// `athena` or `duckdb`. [default: both]
+    #[arg(long, env = "ARCHIVER_DIALECT", value_name = "D")]
+    pub dialect: Option<Dialect>,
+}
+
+/// `schema --dialect`: which engine's SQL to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// Athena (Glue DDL in Hive's dialect, views and queries in Trino's).
+    Athena,
+    /// DuckDB.
+    Duckdb,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -44,6 +44,9 @@ pub struct FileConfig {
     pub to: Option<String>,
     pub as_of: Option<String>,
     pub out: Option<String>,
+    pub infer: Option<bool>,
+    pub sample: Option<u64>,
+    pub dialect: Option<super::cli::Dialect>,
 }
 
 impl FileConfig {

@@ -461,21 +461,42 @@ impl LeasesConfig {
     }
 }
 
+/// `schema --sample` when not given: enough rows to see rare attributes and the widest numbers
+/// of most tables, read in seconds (docs/PERFORMANCE.md).
+pub const DEFAULT_SAMPLE_ROWS: u64 = 100_000;
+
 /// The validated configuration of `dynamo-archiver schema`.
 #[derive(Debug, Clone)]
 pub struct SchemaConfig {
     pub tables: Vec<TableName>,
     pub archive: ArchiveUri,
+    /// `Some(rows to sample)` with `--infer`.
+    pub infer: Option<u64>,
+    /// `None`: both dialects.
+    pub dialect: Option<cli::Dialect>,
     pub log: LogConfig,
 }
 
 impl SchemaConfig {
     pub fn resolve(args: &SchemaArgs) -> Result<Self, ConfigError> {
         let file = load_file(&args.common)?;
-        let archive = args
-            .archive
-            .as_ref()
-            .or(file.archive.as_ref())
+        let given = args.archive.as_ref().or(file.archive.as_ref());
+        let infer = args.infer || file.infer.unwrap_or(false);
+        let sample = args.sample.or(file.sample).unwrap_or(DEFAULT_SAMPLE_ROWS);
+        if sample == 0 {
+            return Err(ConfigError::BadValue {
+                option: "--sample",
+                message: "0 rows cannot show any attribute; give at least 1 (default 100000)"
+                    .into(),
+            });
+        }
+        if infer && given.is_none() {
+            return Err(ConfigError::BadValue {
+                option: "--archive",
+                message: "--infer reads the archive: give s3://bucket/prefix or a local directory (or ARCHIVER_ARCHIVE)".into(),
+            });
+        }
+        let archive = given
             .map(|a| ArchiveUri::parse(a))
             .transpose()?
             .unwrap_or(ArchiveUri::S3 {
@@ -485,6 +506,8 @@ impl SchemaConfig {
         Ok(Self {
             tables: tables(&args.tables, file.tables.as_ref())?,
             archive,
+            infer: infer.then_some(sample),
+            dialect: args.dialect.or(file.dialect),
             log: log_config(&args.common, &file),
         })
     }
@@ -978,6 +1001,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`x`"), "{e}");
+    }
+
+    #[test]
+    fn schema_infer_sample_and_dialect() {
+        let args = |infer: bool, archive: Option<&str>, sample: Option<u64>| SchemaArgs {
+            tables: vec!["users".into()],
+            archive: archive.map(str::to_owned),
+            infer,
+            sample,
+            ..Default::default()
+        };
+        let c = SchemaConfig::resolve(&args(false, None, None)).unwrap();
+        assert_eq!(
+            (c.infer, c.dialect),
+            (None, None),
+            "as before: no sample, both dialects"
+        );
+        let c = SchemaConfig::resolve(&args(true, Some("/a"), None)).unwrap();
+        assert_eq!(c.infer, Some(DEFAULT_SAMPLE_ROWS));
+        let c = SchemaConfig::resolve(&args(true, Some("/a"), Some(7))).unwrap();
+        assert_eq!(c.infer, Some(7));
+        let err = |a| SchemaConfig::resolve(&a).unwrap_err().to_string();
+        assert!(err(args(true, None, None)).contains("--infer reads the archive"));
+        assert!(err(args(true, Some("/a"), Some(0))).contains("--sample"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "infer = true\nsample = 5\ndialect = \"duckdb\"\narchive = \"/f\"",
+        )
+        .unwrap();
+        let mut a = args(false, None, None);
+        a.common.config = Some(path);
+        let c = SchemaConfig::resolve(&a).unwrap();
+        assert_eq!((c.infer, c.dialect), (Some(5), Some(cli::Dialect::Duckdb)));
+        a.dialect = Some(cli::Dialect::Athena);
+        a.sample = Some(9);
+        let c = SchemaConfig::resolve(&a).unwrap();
+        assert_eq!(
+            (c.infer, c.dialect),
+            (Some(9), Some(cli::Dialect::Athena)),
+            "flags win"
+        );
     }
 
     #[test]

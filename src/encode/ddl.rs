@@ -9,9 +9,11 @@ use arrow_schema::DataType;
 /// The first `dt` partition projection accepts; DynamoDB Streams launched in 2014.
 const PROJECTION_START: &str = "2014-01-01";
 
-/// A SQL identifier for a DynamoDB table name (which may hold `-` and `.`).
-pub fn sql_name(table: &TableName) -> String {
-    let mut s: String = table
+/// The SQL base name of a DynamoDB table (which may hold `-` and `.`): lower case, other
+/// characters than letters and digits as `_`. Every table, view and macro made for the table
+/// is named `<base>_<something>`.
+pub fn sql_base(table: &TableName) -> String {
+    table
         .as_str()
         .chars()
         .map(|c| {
@@ -21,9 +23,13 @@ pub fn sql_name(table: &TableName) -> String {
                 '_'
             }
         })
-        .collect();
-    s.push_str("_changes");
-    s
+        .collect()
+}
+
+/// A SQL identifier for a DynamoDB table name: the table (Athena) or view (DuckDB) of its raw
+/// archive rows.
+pub fn sql_name(table: &TableName) -> String {
+    format!("{}_changes", sql_base(table))
 }
 
 fn athena_type(t: &DataType) -> &'static str {
@@ -36,6 +42,7 @@ fn athena_type(t: &DataType) -> &'static str {
     }
 }
 
+/// The folder of a table in the archive, ending in `/`, as the engines address it.
 fn table_location(archive: &ArchiveUri, table: &TableName) -> String {
     match archive {
         ArchiveUri::S3 { .. } => format!("{}/{table}/", archive),

@@ -27,5 +27,6 @@ mod soak;
 mod stall_proxy;
 mod stream_archive;
 mod verify;
+mod views;
 mod wire;
 mod workers;
