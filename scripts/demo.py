@@ -77,7 +77,7 @@ def main() -> int:
 
     import duckdb
     con = duckdb.connect()
-    con.execute(f"CREATE VIEW users_changes AS SELECT * FROM read_parquet('{archive}/users/dt=*/*.parquet', hive_partitioning = true)")
+    con.execute(f"CREATE VIEW users_changes AS SELECT * FROM read_parquet('{archive}/users/dt=*/*.parquet', hive_partitioning = true, union_by_name = true)")
     print("\ndemo: SELECT event_name, count(*) FROM users_changes GROUP BY 1 ORDER BY 1;")
     for name, n in con.execute("SELECT event_name, count(*) FROM users_changes GROUP BY 1 ORDER BY 1").fetchall():
         print(f"  {name:<8} {n}")

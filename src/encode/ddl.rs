@@ -82,7 +82,7 @@ pub fn athena_ddl(archive: &ArchiveUri, table: &TableName) -> String {
 
 pub fn duckdb_view(archive: &ArchiveUri, table: &TableName) -> String {
     format!(
-        "CREATE OR REPLACE VIEW {name} AS\n  SELECT * FROM read_parquet('{location}dt=*/*.parquet', hive_partitioning = true);\n",
+        "CREATE OR REPLACE VIEW \"{name}\" AS\n  SELECT * FROM read_parquet('{location}dt=*/*.parquet', hive_partitioning = true, union_by_name = true);\n",
         name = sql_name(table),
         location = table_location(archive, table),
     )
@@ -129,7 +129,7 @@ mod tests {
             &TableName::new("users"),
         );
         assert!(
-            view.contains("read_parquet('/data/a/users/dt=*/*.parquet', hive_partitioning = true)")
+            view.contains("read_parquet('/data/a/users/dt=*/*.parquet', hive_partitioning = true, union_by_name = true)")
         );
     }
 }

@@ -120,7 +120,7 @@ fn schema_command_prints_ddl_and_view() {
     );
     assert!(text.contains("'projection.dt.type' = 'date'"), "{text}");
     assert!(
-        text.contains("CREATE OR REPLACE VIEW users_changes"),
+        text.contains("CREATE OR REPLACE VIEW \"users_changes\""),
         "{text}"
     );
     assert!(

@@ -202,7 +202,7 @@ def athena_check(sql_file, duckdb_file=None, base=None, instants=()):
         con.execute("SET TimeZone = 'UTC'")
         raw = f"{base}_changes"
         for stmt in statements(open(duckdb_file, encoding="utf-8").read()):
-            if stmt.startswith(f"CREATE OR REPLACE VIEW {raw} AS"):
+            if stmt.startswith(f'CREATE OR REPLACE VIEW "{raw}" AS'):
                 con.execute(stmt)
         *views, template = trino
         for stmt in views:

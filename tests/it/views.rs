@@ -622,7 +622,7 @@ fn schema_options_flags_environment_file_and_bad_values() {
     let (code, both, _) = archiver(&base, &[]);
     assert_eq!(code, 0);
     assert!(both.contains("CREATE EXTERNAL TABLE IF NOT EXISTS `users_changes`"));
-    assert!(both.contains("CREATE OR REPLACE VIEW users_changes AS"));
+    assert!(both.contains("CREATE OR REPLACE VIEW \"users_changes\" AS"));
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "dialect = \"athena\"\n").unwrap();
     for (args, env, athena) in [
@@ -644,7 +644,7 @@ fn schema_options_flags_environment_file_and_bad_values() {
             "{args:?} {env:?}"
         );
         assert_eq!(
-            out.contains("CREATE OR REPLACE VIEW users_changes AS"),
+            out.contains("CREATE OR REPLACE VIEW \"users_changes\" AS"),
             !athena,
             "{args:?} {env:?}"
         );
