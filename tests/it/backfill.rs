@@ -1,8 +1,6 @@
 //! `backfill`: a table's items into the archive as SNAPSHOT rows — complete and byte for byte,
 //! resumable after `kill -9`, within `--max-rcu`, and gap-free together with the stream.
 
-use crate::fidelity::corpus;
-use crate::stream_archive::{key_of, shard_depths, workload};
 use crate::support::*;
 use aws_sdk_dynamodb::types::{AttributeValue as A, StreamViewType};
 use dynamo_archiver::encode::ddb_json::{decode_item, encode_item};

@@ -3,7 +3,6 @@
 //! worker must find the unacknowledged file (at the key of its first unread record) and resume
 //! after it: nothing lost, nothing twice.
 
-use crate::stream_archive::{assert_exactly_once_in_order, workload};
 use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
 use std::sync::Arc;

@@ -6,9 +6,9 @@
 //! exactly once, `verify` clean, and (where two writers met) the conflict counted. A take whose
 //! last file lies ten days back resumes after it, without listing a single folder.
 
-use crate::fault_s3::{complete_multipart, every_request, object_writes, FaultS3, Refusal};
-use crate::fault_s3::{S3Fault, S3Faults};
-use crate::fault_streams::{FaultStreams, Faults, Graph};
+use crate::sim::proxy::{complete_multipart, every_request, object_writes, FaultS3, Refusal};
+use crate::sim::proxy::{S3Fault, S3Faults};
+use crate::sim::streams::{FaultStreams, Faults, Graph};
 use crate::support::*;
 use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType};
 use dynamo_archiver::leases::{Lease, LeaseStore};
@@ -137,7 +137,7 @@ async fn assert_exactly_once_on_s3(stack: &Stack, ids: &BTreeSet<u64>) {
     assert_eq!(events.len(), rows.len(), "a record archived twice");
     let keys: BTreeSet<u64> = rows
         .iter()
-        .map(|r| crate::stream_archive::key_of(&r.keys))
+        .map(|r| crate::support::key_of(&r.keys))
         .collect();
     assert_eq!(&keys, ids, "every item's record archived");
     let (code, out, err) = Archiver::output(
@@ -307,7 +307,7 @@ async fn renewals_answered_five_seconds_late_duplicate_nothing() {
     // DynamoDB applied the call: longer than the failover time.
     ddb.control.delay_answers(Duration::from_secs(5));
     let mut b = start_b(&stack, port_b);
-    let written = crate::stream_archive::workload(&stack, "ledger", 20, 200, 2).await;
+    let written = crate::support::workload(&stack, "ledger", 20, 200, 2).await;
     let ids: BTreeSet<u64> = written.keys().copied().collect();
     let total: usize = written.values().map(Vec::len).sum();
     let s3_client = stack.s3.clone().unwrap();
@@ -317,7 +317,7 @@ async fn renewals_answered_five_seconds_late_duplicate_nothing() {
             .filter(|rows| rows.len() >= total)
     })
     .await;
-    crate::stream_archive::assert_exactly_once_in_order(&stack, "ledger", &rows, &written).await;
+    crate::support::assert_exactly_once_in_order(&stack, "ledger", &rows, &written).await;
     let (code, out, err) = Archiver::output(
         &stack,
         &[

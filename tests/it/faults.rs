@@ -9,7 +9,7 @@
 //! `FAULTS_SCALE` (default 1) multiplies the records of every scenario and `FAULTS_SEED` (default
 //! 0) shifts every seed: `scripts/faults` runs the full matrix, larger and over several seeds.
 
-use crate::fault_streams::{FaultStreams, Faults, Graph, Injected, Rec};
+use crate::sim::streams::{FaultStreams, Faults, Graph, Injected, Rec};
 use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
 use std::collections::{BTreeMap, HashSet};
@@ -118,11 +118,9 @@ fn assert_complete(graph: &Graph, rows: &[Row]) {
     let mut versions: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for r in sorted {
         versions
-            .entry(crate::stream_archive::key_of(&r.keys))
+            .entry(crate::support::key_of(&r.keys))
             .or_default()
-            .push(crate::stream_archive::version(
-                r.new_image.as_deref().unwrap(),
-            ));
+            .push(crate::support::version(r.new_image.as_deref().unwrap()));
     }
     let mut want_versions: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for r in &want {
@@ -415,7 +413,6 @@ fn eight_splits_graph() -> Graph {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_workers_share_splitting_shards_under_faults_and_one_is_killed() {
-    use crate::workers::{leases, spread};
     let stack = Stack::start().await;
     create_table(&stack).await;
     let server = FaultStreams::start(
@@ -494,14 +491,14 @@ fn spooled(dir: &std::path::Path, len: usize) -> dynamo_archiver::encode::parque
 /// two parts.
 async fn multipart_rig(
     seed: u64,
-    script: Vec<crate::fault_s3::S3Fault>,
+    script: Vec<crate::sim::proxy::S3Fault>,
     slow_down: f64,
 ) -> (
     Stack,
-    crate::fault_s3::FaultS3,
+    crate::sim::proxy::FaultS3,
     dynamo_archiver::encode::parquet::SpooledFile,
 ) {
-    use crate::fault_s3::{upload_part, FaultS3, Refusal, S3Faults};
+    use crate::sim::proxy::{upload_part, FaultS3, Refusal, S3Faults};
     use dynamo_archiver::archive::s3::PART_SIZE_BYTES;
     let stack = Stack::start_with_s3().await;
     stack.create_bucket("archive").await;
@@ -556,7 +553,7 @@ async fn one_whole_object(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_slowdowns_and_resets_inside_a_multipart_upload_land_the_file_once() {
-    use crate::fault_s3::S3Fault;
+    use crate::sim::proxy::S3Fault;
     use dynamo_archiver::archive::Published;
     // The first part: refused, then written but its answer lost, then cut before it reaches S3;
     // after that, one part in five is slowed down.
@@ -593,7 +590,7 @@ async fn s3_slowdowns_and_resets_inside_a_multipart_upload_land_the_file_once() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_writing_to_s3_through_slowdowns_and_resets_archives_exactly_once() {
-    use crate::fault_s3::{object_writes, FaultS3, Refusal, S3Fault, S3Faults};
+    use crate::sim::proxy::{object_writes, FaultS3, Refusal, S3Fault, S3Faults};
     let stack = Stack::start_with_s3().await;
     stack
         .create_table("ledger", "id", Some(StreamViewType::NewAndOldImages))
@@ -642,7 +639,7 @@ async fn a_worker_writing_to_s3_through_slowdowns_and_resets_archives_exactly_on
     // Written while the worker runs, so that it publishes many files (one a second); the worker
     // is killed when a third is on S3, and a new one carries on.
     let (written, ()) = tokio::join!(
-        crate::stream_archive::workload(&stack, "ledger", 30, 300, 2),
+        crate::support::workload(&stack, "ledger", 30, 300, 2),
         async {
             on_s3(100).await;
             a.signal("KILL");
@@ -657,12 +654,12 @@ async fn a_worker_writing_to_s3_through_slowdowns_and_resets_archives_exactly_on
         stats.resets_after >= 1 && stats.slow_downs >= 1,
         "{stats:?}"
     );
-    crate::stream_archive::assert_exactly_once_in_order(&stack, "ledger", &rows, &written).await;
+    crate::support::assert_exactly_once_in_order(&stack, "ledger", &rows, &written).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_in_the_middle_of_a_multipart_upload_then_a_new_writer_lands_the_file_once() {
-    use crate::fault_s3::S3Fault;
+    use crate::sim::proxy::S3Fault;
     use dynamo_archiver::archive::Published;
     // The first writer's first part lands, its second hangs: the writer "crashes" there, leaving
     // an upload open with one part in it. The new writer's parts meet SlowDowns.
@@ -711,7 +708,7 @@ async fn a_crash_in_the_middle_of_a_multipart_upload_then_a_new_writer_lands_the
 /// every record exactly once and in order.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lease_table_that_throttles_and_drops_answers_with_a_kill() {
-    use crate::fault_s3::{every_request, FaultS3, Refusal, S3Fault, S3Faults};
+    use crate::sim::proxy::{every_request, FaultS3, Refusal, S3Fault, S3Faults};
     let stack = Stack::start().await;
     let server = FaultStreams::start(
         split_graph(),

@@ -1,8 +1,7 @@
 //! `run --firehose`: JSON lines through Firehose (moto, and the fault-injecting endpoint in front
 //! of it), compared with what the Parquet path writes for the same stream records.
 
-use crate::fault_firehose::{FaultFirehose, Faults};
-use crate::stream_archive::{assert_exactly_once_in_order, workload, workload_sized};
+use crate::sim::firehose::{FaultFirehose, Faults};
 use crate::support::*;
 use aws_sdk_dynamodb::types::{AttributeValue as A, StreamViewType};
 use aws_sdk_firehose::types::{BufferingHints, ExtendedS3DestinationConfiguration};
@@ -143,7 +142,7 @@ async fn firehose_lines_equal_the_parquet_rows() {
     // checkpoint without a marker file) before its child starts. The hostile corpus (ids clear
     // of the workload's) goes to the child.
     stack.control("rollover");
-    let corpus = crate::fidelity::corpus()
+    let corpus = crate::support::corpus()
         .into_iter()
         .map(|mut item| {
             let id: u64 = match &item["id"] {
@@ -157,7 +156,7 @@ async fn firehose_lines_equal_the_parquet_rows() {
     put_items(&stack, table, corpus, 2).await;
     // The Parquet path (tested against an independent read of the stream elsewhere) is the
     // reference here: the corpus's empty maps need the worker's repair of DynamoDB Local's answers.
-    let expected = 300 + crate::fidelity::corpus().len();
+    let expected = 300 + crate::support::corpus().len();
     let (mut parquet, archive) = Archiver::start_local(&stack, table);
     let rows = wait_for_rows(&archive, expected, Duration::from_secs(120)).await;
     parquet.stop();

@@ -2,7 +2,7 @@
 //! checkpoint the stream trimmed past while no worker ran. Each writes a gap record into the
 //! chain (where it begins, why), logs RECORDS LOST, and fails `verify` until accepted.
 
-use crate::fault_streams::{FaultStreams, Faults, Graph};
+use crate::sim::streams::{FaultStreams, Faults, Graph};
 use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
 use std::collections::{BTreeMap, BTreeSet};

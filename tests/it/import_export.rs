@@ -1,7 +1,6 @@
 //! `import-export`: exports written by a test helper in the documented AWS layout (full and
 //! incremental, gzip, manifests with MD5s), converted from a local folder and from S3.
 
-use crate::fidelity::corpus;
 use crate::support::*;
 use aws_sdk_dynamodb::types::AttributeValue as A;
 use base64::Engine;

@@ -3,7 +3,7 @@
 //! from their beginning. The instant is written into the lease before anything is read, so a
 //! `kill -9` before the first checkpoint skips nothing written after it.
 
-use crate::fault_streams::{FaultStreams, Faults, Graph};
+use crate::sim::streams::{FaultStreams, Faults, Graph};
 use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
 use dynamo_archiver::leases::{Checkpoint, LeaseStore};

@@ -3,7 +3,7 @@
 //! name the worker, table and shard but never a credential or an item's contents, and CloudWatch
 //! EMF lines on stdout.
 
-use crate::stall_proxy::StallProxy;
+use crate::sim::stall::StallProxy;
 use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
 use std::time::Duration;

@@ -2,9 +2,9 @@
 //! fault proxy answers AccessDenied for it), the worker exits with status 2 and names the action,
 //! before it archives anything, and leaves nothing behind in the bucket.
 
-use crate::fault_s3::{every_request, FaultS3, Refusal, S3Faults};
+use crate::sim::proxy::{every_request, FaultS3, Refusal, S3Faults};
+use crate::sim::wire::Message;
 use crate::support::*;
-use crate::wire::Message;
 use aws_sdk_dynamodb::types::StreamViewType;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! `/healthz` red; a DescribeStream that takes 15 s costs no lease; `--max-leases` leaves shards
 //! to other workers.
 
-use crate::fault_streams::{FaultStreams, Faults, Graph};
+use crate::sim::streams::{FaultStreams, Faults, Graph};
 use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
 use std::collections::BTreeSet;

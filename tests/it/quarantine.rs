@@ -3,7 +3,7 @@
 //! it are archived once, the record itself is archived verbatim as a QUARANTINED row in its place,
 //! counted, and listed by `verify`.
 
-use crate::fault_streams::{FaultStreams, Faults, Graph, Rec};
+use crate::sim::streams::{FaultStreams, Faults, Graph, Rec};
 use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
 use std::collections::BTreeSet;

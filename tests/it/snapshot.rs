@@ -6,7 +6,6 @@
 //! phase B's events then lie at least a minute after any of phase A's. The worker starts only
 //! after both phases, so it archives the dilated times.
 
-use crate::stream_archive::workload;
 use crate::support::*;
 use arrow_array::{Array, RecordBatch, StringArray};
 use dynamo_archiver::clock::now_ms;

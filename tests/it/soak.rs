@@ -8,7 +8,7 @@
 //! `SOAK_SECONDS` for the latency phase (2,000 and 60), `SOAK_FLUSH_INTERVAL` (10s);
 //! `SOAK_SHARED=0` skips the two-worker phase, `SOAK_BASELINE=0` the Python baseline.
 
-use crate::fault_streams::{FaultStreams, Faults, Graph};
+use crate::sim::streams::{FaultStreams, Faults, Graph};
 use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
 use std::time::{Duration, Instant};

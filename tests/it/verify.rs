@@ -1,7 +1,6 @@
 //! `verify`: an intact archive from a run with rollovers (and a backfill) passes; each fault,
 //! injected on a copy, is caught with exit 1 and a report that names the file.
 
-use crate::stream_archive::archive_with_rollovers;
 use crate::support::*;
 use arrow_array::RecordBatch;
 use aws_sdk_dynamodb::types::StreamViewType;

@@ -12,8 +12,6 @@
 //! DynamoDB Local truncates event times to the minute; as in tests/it/snapshot.rs, its `dilate`
 //! hook moves phase A's events two minutes back so the instants are unambiguous.
 
-use crate::fidelity::corpus;
-use crate::stream_archive::workload;
 use crate::support::*;
 use aws_sdk_dynamodb::types::{AttributeValue as A, StreamViewType};
 use dynamo_archiver::clock::now_ms;

@@ -6,16 +6,12 @@
 //! DynamoDB Local keeps one open shard per stream, so "several shards" are the shards of several
 //! tables, all in one lease table.
 
-use crate::stream_archive::{assert_exactly_once_in_order, workload, Written};
 use crate::support::*;
 use aws_sdk_dynamodb::types::StreamViewType;
-use dynamo_archiver::leases::{Checkpoint, Lease, LeaseStore};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const LEASE_TABLE: &str = "dynamo-archiver-leases";
 
 async fn tables(stack: &Stack, n: usize) -> Vec<String> {
     let mut names = Vec::new();
@@ -68,30 +64,6 @@ fn worker_to(
     }
     args.extend_from_slice(extra);
     Archiver::start(stack, &args)
-}
-
-pub(crate) async fn leases(stack: &Stack) -> Vec<Lease> {
-    LeaseStore::new(stack.dynamodb.clone(), LEASE_TABLE.into(), String::new())
-        .all()
-        .await
-        .unwrap_or_default()
-}
-
-/// Owner -> number of unfinished leases it holds.
-pub(crate) fn spread(leases: &[Lease]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for l in leases
-        .iter()
-        .filter(|l| l.checkpoint != Checkpoint::ShardEnd)
-    {
-        // Owners are `<worker id>#<process nonce>`.
-        let owner = l
-            .owner
-            .as_deref()
-            .map_or("-", |o| o.split('#').next().unwrap_or(o));
-        *m.entry(owner.to_owned()).or_default() += 1;
-    }
-    m
 }
 
 async fn write_all(stack: &Arc<Stack>, tables: &[String], writes: u64) -> HashMap<String, Written> {

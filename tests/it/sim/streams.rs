@@ -10,7 +10,7 @@
 //! the archive alone that nothing was lost or repeated and that each key's versions come in
 //! order (lineage first, then sequence number).
 
-use crate::wire::{self, read_message};
+use crate::sim::wire::{self, read_message};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};

@@ -9,7 +9,7 @@
 //! test can black-hole every request (a network partition) or delay every answer after the
 //! request was done upstream ([`Control`]).
 
-use crate::wire::{self, read_message};
+use crate::sim::wire::{self, read_message};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -9,7 +9,7 @@
 //! call (FailedPutCount > 0 with a per-entry ErrorCode). A fault never forwards anything, so a
 //! record found twice in S3 was sent twice after a success: the statistics count that.
 
-use crate::wire::{self, read_message};
+use crate::sim::wire::{self, read_message};
 use base64::Engine;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
