@@ -71,7 +71,7 @@ metrics! {
     LeasesStealRequests => ("archiver_leases_steal_requests_total", Counter, "Leases asked of a busier worker to balance the load, per table."),
     LeasesLost => ("archiver_leases_lost_total", Counter, "Leases found owned by another worker at renewal, per table."),
     LeaseRenewalFailures => ("archiver_lease_renewal_failures_total", Counter, "Lease renewals that failed (throttling, errors), per table."),
-    IteratorAgeSeconds => ("archiver_iterator_age_seconds", Gauge, "Now minus the creation time of the newest record read, per shard (absent once a read finds the shard caught up)."),
+    IteratorAgeSeconds => ("archiver_iterator_age_seconds", Gauge, "Per shard, now minus the older of two creation times: the newest record read while a backlog is read, and the oldest record read but not yet durable (absent when caught up with nothing waiting)."),
     FlushSecondsSum => ("archiver_flush_seconds_sum", Counter, "Total seconds spent publishing and checkpointing files."),
     FlushSecondsCount => ("archiver_flush_seconds_count", Counter, "Number of flushes (files published and checkpointed)."),
     FirehoseRecords => ("archiver_firehose_records_total", Counter, "Firehose records acknowledged (each packs many JSON lines), per table."),

@@ -43,14 +43,15 @@ pub mod meta {
     pub const PREVIOUS_SHA256: &str = "previous_file_sha256";
     /// The key (below the archive root) of that previous file, so a missing one can be named.
     pub const PREVIOUS_FILE: &str = "previous_file";
-    /// Where reading started when this is the shard's first file: `TRIM_HORIZON`, `LATEST`, or
-    /// `AFTER_SEQUENCE_NUMBER:<n>`.
+    /// Where reading started when this is the shard's first file: `TRIM_HORIZON`, `LATEST`,
+    /// `AT_TIMESTAMP:<rfc3339>` (`--start-position` with a time) or `AFTER_SEQUENCE_NUMBER:<n>`.
     pub const START_POSITION: &str = "start_position";
     /// `true` on a shard's end marker (an empty file, `_ends/<shard>.parquet`): the shard was read
     /// to its end (or is gone, with a gap recorded). Absent on files of records.
     pub const SHARD_END: &str = "shard_end";
-    /// Present when records were trimmed from the stream before they could be read: the last
-    /// sequence number archived before the gap (or `none`), so the gap is recorded, not hidden.
+    /// Present when records were lost before they could be read (trimmed by the stream, an
+    /// expired shard, or past retention; see `gap_reason`): the last sequence number archived
+    /// before the gap (or `none`), so the gap is recorded, not hidden.
     pub const GAP_AFTER_SEQUENCE: &str = "gap_after_sequence_number";
     /// Beside `gap_after_sequence_number`: why the records were lost (`trimmed`, `expired` or
     /// `retention`; see `pipeline::output::GapReason`).

@@ -192,7 +192,7 @@ impl Output for FirehoseOutput {
     }
 
     async fn gap(&mut self, _gap: Gap, cp: &mut Checkpointer) -> Result<Flow, ShardError> {
-        // Firehose mode records gaps in logs and metrics only (the reader did both).
+        // Firehose mode records gaps in logs and metrics only (the shard task logs RECORDS LOST and counts it).
         self.flush(cp).await
     }
 

@@ -148,7 +148,13 @@ impl<O: Output> ShardTask<O> {
                             }
                         }
                     }
-                    Some(ReadEvent::Invalid(e)) => return Err(e.into()),
+                    Some(ReadEvent::Invalid(e)) => {
+                        // A record with no place in the shard (no sequence number) stops it here:
+                        // what follows waits, and /healthz must say so after the stall bound.
+                        let lease = self.checkpointer.lease();
+                        self.metrics.shard_waiting(&lease.table, &lease.shard, crate::clock::now_ms());
+                        return Err(e.into());
+                    }
                     Some(ReadEvent::Trimmed { after }) => {
                         let gap = Gap { after, reason: GapReason::Trimmed };
                         report_gap(&self.metrics, self.checkpointer.lease(), &gap);

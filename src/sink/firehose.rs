@@ -61,10 +61,14 @@ impl FirehoseError {
     /// The delivery stream or its permissions must be fixed (exit status 2). An oversize record
     /// stops the worker too, but as a failure of the run (exit 1): the data, not the setup.
     pub fn is_config(&self) -> bool {
-        matches!(
-            self,
-            Self::NotFound { .. } | Self::AccessDenied { .. } | Self::Kms { .. }
-        )
+        match self {
+            Self::NotFound { .. } | Self::AccessDenied { .. } | Self::Kms { .. } => true,
+            Self::Overflow(e) => matches!(
+                e,
+                SinkError::AccessDenied { .. } | SinkError::NoSuchBucket { .. }
+            ),
+            _ => false,
+        }
     }
 
     /// Whether a later attempt can succeed without an operator.
