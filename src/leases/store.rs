@@ -1,115 +1,12 @@
 //! Typed access to the lease table. Every write is conditional, so a worker can never overwrite
 //! a lease it does not hold, and a checkpoint never moves for a worker that lost its lease.
 
-use crate::backoff::Backoff;
-use crate::types::{SequenceNumber, ShardId, StreamArn, TableName};
+use super::item::attr;
+pub use super::item::{Checkpoint, Lease, LeaseKey};
+use super::table::TABLE_ACTIVE_DEADLINE;
+use crate::types::{ShardId, StreamArn, TableName};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as A, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus,
-};
-use std::collections::HashMap;
-use std::time::Duration;
-
-/// Attribute names, as the KCL names them where it has a name for the thing.
-mod attr {
-    pub const LEASE_KEY: &str = "leaseKey";
-    pub const OWNER: &str = "leaseOwner";
-    pub const COUNTER: &str = "leaseCounter";
-    pub const CHECKPOINT: &str = "checkpoint";
-    pub const OWNER_SWITCHES: &str = "ownerSwitchesSinceCheckpoint";
-    pub const PARENTS: &str = "parentShardId";
-    pub const TABLE: &str = "tableName";
-    pub const STREAM: &str = "streamArn";
-    pub const SHARD: &str = "shardId";
-    pub const LAST_FILE_KEY: &str = "lastFileKey";
-    pub const LAST_FILE_SHA256: &str = "lastFileSha256";
-    pub const UPDATED_AT: &str = "updatedAt";
-    /// A worker that asked for this lease (a balancing steal); the owner hands it over.
-    pub const PENDING_OWNER: &str = "pendingOwner";
-    /// With checkpoint `LATEST`: the instant (ms) the table was first followed; the shard's
-    /// records created from then on are archived.
-    pub const START_AFTER: &str = "startAfter";
-}
-
-/// How long creating the lease table may take before we give up.
-const TABLE_ACTIVE_DEADLINE: Duration = Duration::from_secs(120);
-
-/// `<table>/<stream label>/<shard id>`: unique across tables and across a table's streams.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LeaseKey(String);
-
-impl LeaseKey {
-    pub fn new(table: &TableName, stream: &StreamArn, shard: &ShardId) -> Self {
-        Self(format!("{table}/{}/{shard}", stream.label()))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// How far a shard has been archived.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Checkpoint {
-    TrimHorizon,
-    Latest,
-    /// Every record up to and including this one is in a durable file.
-    At(SequenceNumber),
-    /// Read to its end and archived.
-    ShardEnd,
-}
-
-impl Checkpoint {
-    fn to_attr(&self) -> String {
-        match self {
-            Self::TrimHorizon => "TRIM_HORIZON".into(),
-            Self::Latest => "LATEST".into(),
-            Self::At(s) => s.as_str().to_owned(),
-            Self::ShardEnd => "SHARD_END".into(),
-        }
-    }
-    fn from_attr(s: &str) -> Option<Self> {
-        Some(match s {
-            "TRIM_HORIZON" => Self::TrimHorizon,
-            "LATEST" => Self::Latest,
-            "SHARD_END" => Self::ShardEnd,
-            other => Self::At(SequenceNumber::parse(other).ok()?),
-        })
-    }
-}
-
-impl std::fmt::Display for Checkpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_attr())
-    }
-}
-
-/// One lease item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub key: LeaseKey,
-    pub table: TableName,
-    pub stream: StreamArn,
-    pub shard: ShardId,
-    pub parents: Vec<ShardId>,
-    pub owner: Option<String>,
-    pub counter: u64,
-    pub checkpoint: Checkpoint,
-    pub owner_switches_since_checkpoint: u64,
-    /// The archive key of the shard's last published file and its SHA-256: the next file's
-    /// metadata names this hash, chaining the shard's files for `verify`.
-    pub last_file_key: Option<String>,
-    pub last_file_sha256: Option<[u8; 32]>,
-    /// When the lease item was last written (taken, renewed, checkpointed, released), ms since
-    /// the epoch.
-    pub updated_at_ms: Option<i64>,
-    /// A worker that asked for this lease; the owner flushes, checkpoints and hands it over.
-    pub pending_owner: Option<String>,
-    /// With checkpoint `LATEST`: `--start-position latest` took effect at this instant (ms since
-    /// the epoch); the shard is read from its start and records created before it are skipped,
-    /// so that a crash before the first checkpoint skips nothing written after it.
-    pub start_after_ms: Option<i64>,
-}
+use aws_sdk_dynamodb::types::AttributeValue as A;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
@@ -155,8 +52,8 @@ impl LeaseError {
 
 #[derive(Debug, Clone)]
 pub struct LeaseStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(super) client: aws_sdk_dynamodb::Client,
+    pub(super) table: String,
     worker_id: String,
 }
 
@@ -177,7 +74,7 @@ impl LeaseStore {
         &self.worker_id
     }
 
-    fn api<E, R>(&self, operation: &'static str, e: SdkError<E, R>) -> LeaseError
+    pub(super) fn api<E, R>(&self, operation: &'static str, e: SdkError<E, R>) -> LeaseError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + crate::aws::HasStatusCode,
@@ -213,162 +110,6 @@ impl LeaseStore {
         }
     }
 
-    /// Tries every call the worker makes on the lease table without changing it: a Scan of one
-    /// item, and a PutItem, UpdateItem and DeleteItem on a key that does not exist, each with a
-    /// condition that cannot hold. A conditional failure proves the permission.
-    pub async fn probe_permissions(&self) -> Result<(), crate::aws::Denied> {
-        let probe = format!("_permission-probe/{}", rand::random::<u64>());
-        let key = || HashMap::from([(attr::LEASE_KEY.to_owned(), A::S(probe.clone()))]);
-        let never = "attribute_exists(#k) AND attribute_not_exists(#k)";
-        let outcome = |op: &'static str, denied: bool, e: String| {
-            if denied {
-                Err(crate::aws::Denied {
-                    action: format!("dynamodb:{op}"),
-                    resource: format!("lease table {}", self.table),
-                    message: e,
-                })
-            } else {
-                Ok(())
-            }
-        };
-        let scan = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .limit(1)
-            .send()
-            .await;
-        if let Err(e) = scan {
-            outcome(
-                "Scan",
-                crate::aws::is_denied(&e),
-                DisplayErrorContext(&e).to_string(),
-            )?;
-        }
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(key()))
-            .condition_expression(never)
-            .expression_attribute_names("#k", attr::LEASE_KEY)
-            .send()
-            .await;
-        if let Err(e) = put {
-            outcome(
-                "PutItem",
-                crate::aws::is_denied(&e),
-                DisplayErrorContext(&e).to_string(),
-            )?;
-        }
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key()))
-            .update_expression("SET #u = :now")
-            .condition_expression(never)
-            .expression_attribute_names("#k", attr::LEASE_KEY)
-            .expression_attribute_names("#u", attr::UPDATED_AT)
-            .expression_attribute_values(":now", A::N("0".into()))
-            .send()
-            .await;
-        if let Err(e) = update {
-            outcome(
-                "UpdateItem",
-                crate::aws::is_denied(&e),
-                DisplayErrorContext(&e).to_string(),
-            )?;
-        }
-        let delete = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key()))
-            .condition_expression(never)
-            .expression_attribute_names("#k", attr::LEASE_KEY)
-            .send()
-            .await;
-        if let Err(e) = delete {
-            outcome(
-                "DeleteItem",
-                crate::aws::is_denied(&e),
-                DisplayErrorContext(&e).to_string(),
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Creates the lease table (on-demand billing) if it does not exist, and waits until it is
-    /// ACTIVE.
-    pub async fn ensure_table(&self) -> Result<(), LeaseError> {
-        match self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-        {
-            Ok(out) if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) => {
-                return Ok(())
-            }
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                tracing::info!(table = %self.table, "creating the lease table (on-demand billing)");
-                let created = self
-                    .client
-                    .create_table()
-                    .table_name(&self.table)
-                    .billing_mode(BillingMode::PayPerRequest)
-                    .attribute_definitions(
-                        AttributeDefinition::builder()
-                            .attribute_name(attr::LEASE_KEY)
-                            .attribute_type(ScalarAttributeType::S)
-                            .build()
-                            .expect("complete definition"),
-                    )
-                    .key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name(attr::LEASE_KEY)
-                            .key_type(KeyType::Hash)
-                            .build()
-                            .expect("complete key schema"),
-                    )
-                    .send()
-                    .await;
-                if let Err(e) = created {
-                    // Another worker may have created it at the same moment.
-                    if e.code() != Some("ResourceInUseException") {
-                        return Err(self.api("CreateTable", e));
-                    }
-                }
-            }
-            Err(e) => return Err(self.api("DescribeTable", e)),
-        }
-        let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_DEADLINE;
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        loop {
-            let out = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(|e| self.api("DescribeTable", e))?;
-            if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(LeaseError::NotActive(self.table.clone()));
-            }
-            tokio::time::sleep(backoff.ceiling()).await;
-            backoff.next_delay();
-        }
-    }
-
     /// Every lease in the table (for `dynamo-archiver leases`). A missing table is `NoTable`.
     pub async fn all(&self) -> Result<Vec<Lease>, LeaseError> {
         self.scan().await
@@ -396,7 +137,11 @@ impl LeaseStore {
                     self.api("Scan", e)
                 }
             })?;
-            match self.parse(&item) {
+            match Lease::from_item(&item).map_err(|(key, message)| LeaseError::Corrupt {
+                table: self.table.clone(),
+                key,
+                message,
+            }) {
                 Ok(lease) => out.push(lease),
                 // One bad item must not stop every take and takeover: it is named and skipped
                 // (its shard waits until the item is repaired or deleted).
@@ -421,52 +166,30 @@ impl LeaseStore {
         checkpoint: Checkpoint,
         start_after_ms: Option<i64>,
     ) -> Result<Lease, LeaseError> {
-        let key = LeaseKey::new(table, stream, shard);
-        let now = crate::clock::now_ms();
-        let mut item = HashMap::from([
-            (attr::LEASE_KEY.into(), A::S(key.0.clone())),
-            (attr::TABLE.into(), A::S(table.to_string())),
-            (attr::STREAM.into(), A::S(stream.to_string())),
-            (attr::SHARD.into(), A::S(shard.to_string())),
-            (attr::COUNTER.into(), A::N("1".into())),
-            (attr::CHECKPOINT.into(), A::S(checkpoint.to_attr())),
-            (attr::OWNER_SWITCHES.into(), A::N("0".into())),
-            (attr::UPDATED_AT.into(), A::N(now.to_string())),
-        ]);
-        if let Some(t) = start_after_ms {
-            item.insert(attr::START_AFTER.into(), A::N(t.to_string()));
-        }
-        if !parents.is_empty() {
-            item.insert(
-                attr::PARENTS.into(),
-                A::Ss(parents.iter().map(|p| p.to_string()).collect()),
-            );
-        }
+        let lease = Lease::fresh(
+            LeaseKey::new(table, stream, shard),
+            (table, stream, shard),
+            parents,
+            None,
+            checkpoint,
+            start_after_ms,
+        );
+        self.put_new(&lease).await?;
+        Ok(lease)
+    }
+
+    /// Writes a lease that does not exist yet; `Lost` when one does (another worker wrote first).
+    async fn put_new(&self, lease: &Lease) -> Result<(), LeaseError> {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(lease.new_item()))
             .condition_expression("attribute_not_exists(#k)")
             .expression_attribute_names("#k", attr::LEASE_KEY)
             .send()
             .await
-            .map_err(|e| self.conditional("PutItem", &key, e))?;
-        Ok(Lease {
-            key,
-            table: table.clone(),
-            stream: stream.clone(),
-            shard: shard.clone(),
-            parents: parents.to_vec(),
-            owner: None,
-            counter: 1,
-            checkpoint,
-            owner_switches_since_checkpoint: 0,
-            last_file_key: None,
-            last_file_sha256: None,
-            updated_at_ms: Some(now),
-            pending_owner: None,
-            start_after_ms,
-        })
+            .map_err(|e| self.conditional("PutItem", &lease.key, e))?;
+        Ok(())
     }
 
     /// Takes the lease of a shard for this worker, creating it (at `start`) if it does not exist.
@@ -483,48 +206,15 @@ impl LeaseStore {
         let now = crate::clock::now_ms();
         match existing {
             None => {
-                let lease = Lease {
-                    key: key.clone(),
-                    table: table.clone(),
-                    stream: stream.clone(),
-                    shard: shard.clone(),
-                    parents: parents.to_vec(),
-                    owner: Some(self.worker_id.clone()),
-                    counter: 1,
-                    checkpoint: start,
-                    owner_switches_since_checkpoint: 0,
-                    last_file_key: None,
-                    last_file_sha256: None,
-                    updated_at_ms: Some(now),
-                    pending_owner: None,
-                    start_after_ms: None,
-                };
-                let mut item = HashMap::from([
-                    (attr::LEASE_KEY.into(), A::S(key.0.clone())),
-                    (attr::TABLE.into(), A::S(table.to_string())),
-                    (attr::STREAM.into(), A::S(stream.to_string())),
-                    (attr::SHARD.into(), A::S(shard.to_string())),
-                    (attr::OWNER.into(), A::S(self.worker_id.clone())),
-                    (attr::COUNTER.into(), A::N("1".into())),
-                    (attr::CHECKPOINT.into(), A::S(lease.checkpoint.to_attr())),
-                    (attr::OWNER_SWITCHES.into(), A::N("0".into())),
-                    (attr::UPDATED_AT.into(), A::N(now.to_string())),
-                ]);
-                if !parents.is_empty() {
-                    item.insert(
-                        attr::PARENTS.into(),
-                        A::Ss(parents.iter().map(|p| p.to_string()).collect()),
-                    );
-                }
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(#k)")
-                    .expression_attribute_names("#k", attr::LEASE_KEY)
-                    .send()
-                    .await
-                    .map_err(|e| self.conditional("PutItem", &key, e))?;
+                let lease = Lease::fresh(
+                    key,
+                    (table, stream, shard),
+                    parents,
+                    Some(self.worker_id.clone()),
+                    start,
+                    None,
+                );
+                self.put_new(&lease).await?;
                 Ok(lease)
             }
             Some(old) => {
@@ -708,56 +398,5 @@ impl LeaseStore {
         } else {
             self.api(op, e)
         }
-    }
-
-    fn parse(&self, item: &HashMap<String, A>) -> Result<Lease, LeaseError> {
-        let key = item
-            .get(attr::LEASE_KEY)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default();
-        let corrupt = |message: String| LeaseError::Corrupt {
-            table: self.table.clone(),
-            key: key.clone(),
-            message,
-        };
-        let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-        let n = |name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse::<u64>().ok())
-        };
-        let need = |name: &'static str| s(name).ok_or_else(|| corrupt(format!("no `{name}`")));
-        let checkpoint_text = need(attr::CHECKPOINT)?;
-        let checkpoint = Checkpoint::from_attr(&checkpoint_text)
-            .ok_or_else(|| corrupt(format!("checkpoint `{checkpoint_text}` is not valid")))?;
-        Ok(Lease {
-            key: LeaseKey(key.clone()),
-            table: TableName::new(need(attr::TABLE)?),
-            stream: StreamArn::new(need(attr::STREAM)?),
-            shard: ShardId::new(need(attr::SHARD)?),
-            parents: item
-                .get(attr::PARENTS)
-                .and_then(|v| v.as_ss().ok())
-                .map(|v| v.iter().map(|p| ShardId::new(p.as_str())).collect())
-                .unwrap_or_default(),
-            owner: s(attr::OWNER),
-            counter: n(attr::COUNTER).unwrap_or(0),
-            checkpoint,
-            owner_switches_since_checkpoint: n(attr::OWNER_SWITCHES).unwrap_or(0),
-            last_file_key: s(attr::LAST_FILE_KEY),
-            last_file_sha256: s(attr::LAST_FILE_SHA256)
-                .and_then(|h| hex::decode(h).ok())
-                .and_then(|v| <[u8; 32]>::try_from(v).ok()),
-            pending_owner: s(attr::PENDING_OWNER),
-            updated_at_ms: item
-                .get(attr::UPDATED_AT)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse().ok()),
-            start_after_ms: item
-                .get(attr::START_AFTER)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse().ok()),
-        })
     }
 }

@@ -559,7 +559,9 @@ fn handle(st: &mut State, faults: &Faults, target: &str, body: &Value) -> (u16, 
                 return error("ResourceNotFoundException", "no such shard");
             };
             if let Some((at, to)) = shard.trim_when_read_to {
-                if index >= at {
+                // A read that serves a record at or past `at` (a read at LATEST, as the worker's
+                // permission probe makes, serves none and trims nothing).
+                if index >= at && index < shard.records.len() {
                     shard.trimmed_below = shard.trimmed_below.max(to);
                     shard.trim_when_read_to = None;
                     shard.lost = Some((index, to));

@@ -28,7 +28,10 @@ impl Archiver {
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("ARCHIVER_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .envs(stack.env())
             .envs(
                 extra_env
@@ -138,11 +141,27 @@ impl Archiver {
     }
 }
 
+/// Lines of a worker's log shown when a test fails while the worker is alive.
+const LOG_TAIL_ON_FAILURE: usize = 80;
+
 impl Drop for Archiver {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            // A test that fails while a worker runs shows the end of its log: the reason is
+            // usually there, and CI keeps nothing else.
+            if std::thread::panicking() {
+                let log = self.log_text();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(LOG_TAIL_ON_FAILURE)..];
+                eprintln!(
+                    "--- last {} lines of {} ---\n{}",
+                    tail.len(),
+                    self.log.display(),
+                    tail.join("\n")
+                );
+            }
         }
     }
 }
