@@ -44,6 +44,15 @@ pub struct FileConfig {
     pub to: Option<String>,
     pub as_of: Option<String>,
     pub out: Option<String>,
+    pub format: Option<super::cli::SnapshotFormat>,
+    pub to_table: Option<String>,
+    pub create: Option<bool>,
+    pub in_place: Option<bool>,
+    pub dry_run: Option<bool>,
+    /// `--key` of `history` and `restore`: `["userid=42"]`.
+    #[serde(alias = "keys")]
+    pub key: Option<Vec<String>>,
+    pub max_wcu: Option<f64>,
 }
 
 impl FileConfig {
