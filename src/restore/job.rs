@@ -436,10 +436,12 @@ async fn target(
         None => {
             let shape = match facts.key_shapes.iter().next() {
                 Some(shape) if facts.key_shapes.len() == 1 => shape.clone(),
-                _ => return Err(RestoreError::Usage(format!(
+                _ => {
+                    return Err(RestoreError::Usage(format!(
                     "the archive of `{}` does not show one key schema to create `{}` with ({:?})",
                     s.table, s.to_table, facts.key_shapes
-                ))),
+                )))
+                }
             };
             let names = key_roles(clients, s, &shape).await?;
             if !s.dry_run {
