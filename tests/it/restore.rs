@@ -50,18 +50,20 @@ fn backfill(stack: &Stack, table: &str, archive: &Path) {
     assert_eq!(code, 0, "backfill: {out}{err}");
 }
 
-/// Runs the worker on `table` until every record of its stream is in the archive, then stops it.
-async fn archive_stream(stack: &Stack, table: &str) -> PathBuf {
+/// Runs the worker on `table` until the change of item `last_id` (the last write) is in the
+/// archive (a shard's files are published in order, so every change before it is too), then
+/// stops it. (The stream is not read here directly: the plain SDK fails on DynamoDB Local's
+/// typeless empty maps, which the archiver repairs.)
+async fn archive_stream(stack: &Stack, table: &str, last_id: i64) -> PathBuf {
     let (mut worker, archive) = Archiver::start_local(stack, table);
-    let changes = stack.stream_truth(table).await.len();
-    poll("every change archived", Duration::from_secs(120), || {
-        let archive = archive.clone();
+    let last = format!(r#"{{"id":{{"N":"{last_id}"}}}}"#);
+    poll("the last change archived", Duration::from_secs(120), || {
+        let (archive, last) = (archive.clone(), last.clone());
         async move {
-            let n = read_archive(&archive)
+            read_archive(&archive)
                 .iter()
-                .filter(|r| r.event_name != "SNAPSHOT" && r.table_name == table)
-                .count();
-            (n >= changes).then_some(())
+                .any(|r| r.event_name != "SNAPSHOT" && r.table_name == table && r.keys == last)
+                .then_some(())
         }
     })
     .await;
@@ -216,7 +218,7 @@ async fn restore_as_of_an_instant_equals_a_scan_taken_then() {
     phase_b(&stack, t).await;
     let truth_b = scan_table(&stack, t, &["id"]).await;
     assert_ne!(scan_canonical(&truth_a), scan_canonical(&truth_b));
-    let archive = archive_stream(&stack, t).await;
+    let archive = archive_stream(&stack, t, 5009).await;
 
     let as_of = rfc3339(end_a - 90_000);
     let (code, out, err) = restore(
@@ -396,7 +398,7 @@ async fn archived_bulk(stack: &Stack, table: &str, items: usize, payload: usize)
         .send()
         .await
         .unwrap();
-    archive_stream(stack, table).await
+    archive_stream(stack, table, items as i64 + 1).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -570,7 +572,7 @@ async fn two_phases(stack: &Stack, t: &str) -> (PathBuf, Table, String) {
             .unwrap();
     }
     let archive = {
-        let a = archive_stream(stack, t).await;
+        let a = archive_stream(stack, t, 109).await;
         assert_eq!(a, archive);
         a
     };
