@@ -254,7 +254,13 @@ mod tests {
         let h = 3_600_000;
         let clean = || chain(ARN, "s1", "", "TRIM_HORIZON", false, LABEL + h);
         // (what, chains, baselines, expected)
-        let cases: Vec<(&str, Vec<ChainStart>, Vec<Baseline>, Result<i64, Uncovered>)> = vec![
+        type Case = (
+            &'static str,
+            Vec<ChainStart>,
+            Vec<Baseline>,
+            Result<i64, Uncovered>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "clean chain and a later scan: from the stream's creation",
                 vec![

@@ -271,7 +271,13 @@ mod tests {
         let state = vec![st("a", "a1"), st("b", "b1"), st("c", "c1")];
         let now = live(&[("b", "b1"), ("c", "c2"), ("d", "d1")]);
         // (live, delete extra, expected counts, expected keys written)
-        let cases: Vec<(Option<&[(String, String)]>, bool, Counts, Vec<&str>)> = vec![
+        type Case<'a> = (
+            Option<&'a [(String, String)]>,
+            bool,
+            Counts,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 Some(&now),
                 true,
