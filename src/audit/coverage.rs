@@ -68,7 +68,7 @@ pub struct StreamSeen {
 pub struct ArchiveFacts {
     pub files: usize,
     pub chain_starts: Vec<ChainStart>,
-    pub streams: BTreeMap<String, StreamSeen>,
+    pub by_stream: BTreeMap<String, StreamSeen>,
     /// Files that record a gap.
     pub gaps: Vec<String>,
     pub snapshot_sources: BTreeMap<String, i64>,
@@ -79,7 +79,7 @@ pub struct ArchiveFacts {
 impl ArchiveFacts {
     pub fn add_file(&mut self, f: FileFacts) {
         if let Some((arn, shard)) = f.stream {
-            let s = self.streams.entry(arn).or_default();
+            let s = self.by_stream.entry(arn).or_default();
             s.shards.insert(shard);
             s.earliest_ms = min_opt(s.earliest_ms, f.earliest_ms);
         }
@@ -169,7 +169,7 @@ fn stream_start(arn: &str, seen: &StreamSeen, starts: &[&ChainStart]) -> Option<
 /// The first instant the archive answers for (module docs), given its complete snapshots.
 pub fn coverage(facts: &ArchiveFacts, baselines: &[Baseline]) -> Result<Coverage, Uncovered> {
     let newest = facts
-        .streams
+        .by_stream
         .iter()
         .filter_map(|(arn, seen)| {
             let starts: Vec<&ChainStart> = facts

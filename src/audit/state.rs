@@ -7,7 +7,7 @@
 //! or as DynamoDB JSON (`cmd::snapshot`), or write it back into a table (`restore`).
 
 use super::coverage::{ArchiveFacts, Baseline, ChainStart, FileFacts};
-use super::history::order_key;
+use super::history::{key_shape, order_key};
 use super::snapshot::{partition_of, KeyState, Row};
 use crate::archive::layout::{self, ArchiveKey};
 use crate::archive::{ArchiveSink, SinkError};
@@ -324,23 +324,6 @@ fn snapshot_source(event_id: &str) -> String {
         .to_owned()
 }
 
-/// `name:TYPE` pairs of a `keys` string, comma-separated in the canonical (sorted) order.
-pub fn key_shape(keys: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(keys).ok()?;
-    let parts: Vec<String> = v
-        .as_object()?
-        .iter()
-        .map(|(name, value)| {
-            let tag = value
-                .as_object()
-                .and_then(|o| o.keys().next().cloned())
-                .unwrap_or_default();
-            format!("{name}:{tag}")
-        })
-        .collect();
-    Some(parts.join(","))
-}
-
 /// Pass two for one partition: each key's rows folded by the rule, its items sorted by key.
 pub fn fold_partition(path: &Path, as_of_ms: i64) -> Result<PartitionState, StateError> {
     let mut states: HashMap<String, KeyState> = HashMap::new();
@@ -378,13 +361,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_shapes_and_sources() {
-        assert_eq!(key_shape(r#"{"id":{"N":"1"}}"#).as_deref(), Some("id:N"));
-        assert_eq!(
-            key_shape(r#"{"pk":{"S":"a"},"sk":{"B":"AA=="}}"#).as_deref(),
-            Some("pk:S,sk:B")
-        );
-        assert_eq!(key_shape("not json"), None);
+    fn snapshot_sources() {
         assert_eq!(
             snapshot_source("snapshot-20261122T101500Z-0123456789abcdef0123456789abcdef"),
             "snapshot-20261122T101500Z"
