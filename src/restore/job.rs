@@ -164,8 +164,13 @@ pub async fn restore(
         .then(|| KeyQuery::parse(&s.keys).map_err(RestoreError::Usage))
         .transpose()?;
     let plan_id = s.plan_id();
+    // The journal outlives a run (until the restore finishes); the scratch files do not.
     let work = s.spool_dir.join(format!("restore-{}-{plan_id}", s.table));
-    let scratch = work.join(format!("scratch-{}", std::process::id()));
+    let scratch = s.spool_dir.join(format!(
+        "restore-scratch-{}-{plan_id}-{}",
+        s.table,
+        std::process::id()
+    ));
     let _cleanup = crate::cmd::WorkDir(scratch.clone());
     std::fs::create_dir_all(&scratch).map_err(|source| RestoreError::Spool {
         path: scratch.clone(),
