@@ -18,8 +18,8 @@ How it works
    `super::aggregate`, `s3::S3Sink` for a child module, ...). The worker role gets every call site
    in a module reachable from `src/cmd/run.rs`; the backfill role every call site reachable from
    `src/cmd/backfill.rs` and `src/cmd/import_export.rs` (both commands run with that role).
-   Modules reached only from the operator's commands (`verify`, `history`, `snapshot`, `leases`,
-   `schema`) need no role in the template: they run with the operator's own credentials.
+   Modules reached only from the operator's commands (`verify`, `history`, `snapshot`, `restore`,
+   `leases`, `schema`) need no role in the template: they run with the operator's own credentials.
 3. **What the call touches.** TARGETS says which resource a module's calls of a service touch
    (the lease table from src/leases, the archived tables from src/stream, src/backfill and the
    start-up permission check src/pipeline/preflight.rs, the archive from src/archive and
@@ -118,6 +118,9 @@ OPERATIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("firehose", "describe_delivery_stream"): [("firehose:DescribeDeliveryStream", "delivery_stream")],
     ("firehose", "put_record_batch"): [("firehose:PutRecordBatch", "delivery_stream")],
     ("firehose", "put_record"): [("firehose:PutRecord", "delivery_stream")],
+    # --- STS: GetCallerIdentity needs no permission (it cannot be denied); `restore` calls it
+    # with the operator's credentials, for its audit record.
+    ("sts", "get_caller_identity"): [("sts:GetCallerIdentity", "*")],
 }
 
 # Methods of an SDK client that are not AWS operations (no request is sent).

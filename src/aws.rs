@@ -13,12 +13,15 @@ pub struct Clients {
     pub streams: aws_sdk_dynamodbstreams::Client,
     pub s3: aws_sdk_s3::Client,
     pub firehose: aws_sdk_firehose::Client,
+    pub sts: aws_sdk_sts::Client,
 }
 
 /// The longest one attempt of a call may take before it is abandoned and retried: a stalled
 /// connection must not stall a shard forever. Uploads get longer (a 16 MiB part on a slow link).
 const API_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 const S3_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// GetCallerIdentity, all attempts: a restore does not wait long to learn who runs it.
+const STS_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn load() -> Clients {
     let config = aws_config::defaults(BehaviorVersion::latest())
@@ -59,6 +62,18 @@ pub fn from_config(config: &SdkConfig) -> Clients {
         ),
         s3: aws_sdk_s3::Client::from_conf(s3_config),
         firehose: aws_sdk_firehose::Client::new(config),
+        // Only asked who the caller is, for an audit record: a short wait, then "unknown".
+        sts: aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(config)
+                .retry_config(RetryConfig::standard().with_max_attempts(2))
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(3))
+                        .operation_timeout(STS_TIMEOUT)
+                        .build(),
+                )
+                .build(),
+        ),
     }
 }
 

@@ -19,7 +19,9 @@
 //! - [`pipeline`]: the worker that owns the shard map and one task per shard.
 //! - [`backfill`]: a table's existing items by parallel Scan, resumable, as SNAPSHOT rows.
 //! - [`audit`]: `verify`, `history`, `snapshot`: the archive checked, one item's timeline, a
-//!   table as of an instant.
+//!   table as of an instant (the state computation `restore` shares).
+//! - [`restore`]: a table, or one item, written back into DynamoDB as it stood at an instant
+//!   (the state from [`audit`]), paced, journalled, recorded in the archive.
 //! - [`export`]: a DynamoDB Export to S3 (full or incremental) converted into the archive.
 //! - [`views`]: typed views for analysts (`schema --infer`): a sample of the archive's images
 //!   becomes typed columns, the latest state and the state at an instant, for Athena and DuckDB.
@@ -52,6 +54,7 @@ pub mod leases;
 pub mod lineage;
 pub mod metrics;
 pub mod pipeline;
+pub mod restore;
 pub mod sink;
 pub mod spool;
 pub mod stream;

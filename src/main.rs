@@ -5,8 +5,8 @@ use clap::Parser;
 use dynamo_archiver::cmd::{self, CommandError};
 use dynamo_archiver::config::cli::{Cli, Command};
 use dynamo_archiver::config::{
-    BackfillConfig, HistoryConfig, ImportExportConfig, LeasesConfig, RunConfig, SchemaConfig,
-    SnapshotConfig, VerifyConfig,
+    BackfillConfig, HistoryConfig, ImportExportConfig, LeasesConfig, RestoreConfig, RunConfig,
+    SchemaConfig, SnapshotConfig, VerifyConfig,
 };
 use dynamo_archiver::telemetry;
 use tokio_util::sync::CancellationToken;
@@ -85,6 +85,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let config = SnapshotConfig::resolve(&args).map_err(CommandError::from)?;
             telemetry::init(config.log.format);
             with_signals(|_| cmd::snapshot::run(config))
+        }
+        Command::Restore(args) => {
+            let config = RestoreConfig::resolve(&args).map_err(CommandError::from)?;
+            telemetry::init(config.log.format);
+            with_signals(|shutdown| cmd::restore::run(config, shutdown))
         }
         Command::Schema(args) => {
             let config = SchemaConfig::resolve(&args).map_err(CommandError::from)?;

@@ -9,7 +9,11 @@
 //! <table>/_backfill/<scan>.started.json, <scan>.finished.json        backfill markers
 //! <table>/dt=<day>/export-<export id>-<data file>.parquet            rows of a DynamoDB Export
 //! <table>/_imports/<export id>/<data file>.done.json, finished.json  import-export markers
+//! <table>/_restores/<run id>.started.json, .finished.json            restore records
 //! ```
+//!
+//! Under `snapshot --out`: `<table>/as-of-<stamp>.parquet`, or with `--format dynamodb-json` the
+//! folder `<table>/as-of-<stamp>-dynamodb-json/` (`data/part-<n>.json.gz` and two manifests).
 //!
 //! **Why a stream file is named by its first record only.** A shard's files are contiguous: the
 //! next file begins with the record right after the previous file's last. The key of a file is
@@ -137,6 +141,33 @@ pub fn overflow_key(table: &TableName, dt: &str, shard: &ShardId, seq: &Sequence
 /// The output of `snapshot --as-of` under `--out` (`stamp`: the instant, `YYYYMMDDTHHMMSSmmmZ`).
 pub fn as_of_key(table: &str, stamp: &str) -> String {
     format!("{table}/as-of-{stamp}.parquet")
+}
+
+/// The folder of every export's import markers of a table.
+pub fn imports_root(table: &TableName) -> String {
+    format!("{table}/_imports/")
+}
+
+/// `snapshot --format dynamodb-json` under `--out`: the folder of one state, laid out as a
+/// DynamoDB Export's `data/` folder is (what ImportTable reads), with manifests beside it.
+pub fn as_of_export_dir(table: &str, stamp: &str) -> String {
+    format!("{table}/as-of-{stamp}-dynamodb-json/")
+}
+
+/// One data file of [`as_of_export_dir`]: gzip JSON lines of `{"Item": …}`.
+pub fn as_of_export_data_key(table: &str, stamp: &str, n: usize) -> String {
+    format!("{}data/part-{n:05}.json.gz", as_of_export_dir(table, stamp))
+}
+
+/// The folder of a table's restore records (a restore changes the data the archive watches).
+pub fn restores_dir(table: &TableName) -> String {
+    format!("{table}/_restores/")
+}
+
+/// A restore's record, written before its first write (`started`) and when it ends (`finished`
+/// or `stopped`).
+pub fn restore_record_key(table: &TableName, run_id: &str, phase: &str) -> String {
+    format!("{table}/_restores/{run_id}.{phase}.json")
 }
 
 /// The folder of one export's import markers.

@@ -64,6 +64,45 @@ impl KeyQuery {
     }
 }
 
+impl KeyQuery {
+    /// The one canonical `keys` string of the item in a table whose key is `shape` (`name:TYPE`
+    /// pairs sorted by name, comma-separated, as [`key_shape`] gives them), or why the
+    /// given key cannot be one of that table.
+    pub fn exact(&self, shape: &str) -> Result<String, String> {
+        self.candidates()
+            .into_iter()
+            .find(|c| key_shape(c).as_deref() == Some(shape))
+            .ok_or_else(|| {
+                let given: Vec<String> = self
+                    .parts
+                    .iter()
+                    .map(|(n, t, _)| format!("{n}:{}", t.join("|")))
+                    .collect();
+                format!(
+                    "the key given ({}) is not one of a table whose key is {shape}; name every key attribute, with its type if needed",
+                    given.join(",")
+                )
+            })
+    }
+}
+
+/// `name:TYPE` pairs of a `keys` string, comma-separated in the canonical (sorted) order.
+pub fn key_shape(keys: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(keys).ok()?;
+    let parts: Vec<String> = v
+        .as_object()?
+        .iter()
+        .map(|(name, value)| {
+            let tag = value
+                .as_object()
+                .and_then(|o| o.keys().next().cloned())
+                .unwrap_or_default();
+            format!("{name}:{tag}")
+        })
+        .collect();
+    Some(parts.join(","))
+}
+
 /// Whether a row group whose `keys` lie in `[min, max]` may hold one of `candidates`.
 pub fn may_hold(candidates: &[String], min: &[u8], max: &[u8]) -> bool {
     candidates
@@ -186,7 +225,23 @@ mod tests {
             q.candidates(),
             vec![r#"{"pk":{"S":"a\"b"},"sk":{"N":"7"}}"#]
         );
+        assert_eq!(
+            KeyQuery::parse(&["userid=42".into()])
+                .unwrap()
+                .exact("userid:N")
+                .unwrap(),
+            r#"{"userid":{"N":"42"}}"#
+        );
+        let q = KeyQuery::parse(&["sk=N:7".into(), "pk=S:a".into()]).unwrap();
+        assert!(q.exact("pk:S,sk:S").is_err(), "a typed part that disagrees");
+        assert!(q.exact("pk:S").is_err(), "a part the table does not have");
         assert!(KeyQuery::parse(&[]).is_err());
+        assert_eq!(key_shape(r#"{"id":{"N":"1"}}"#).as_deref(), Some("id:N"));
+        assert_eq!(
+            key_shape(r#"{"pk":{"S":"a"},"sk":{"B":"AA=="}}"#).as_deref(),
+            Some("pk:S,sk:B")
+        );
+        assert_eq!(key_shape("not json"), None);
         assert!(KeyQuery::parse(&["noequals".into()]).is_err());
         assert!(KeyQuery::parse(&["a=1".into(), "a=2".into()]).is_err());
     }

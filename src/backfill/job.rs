@@ -159,7 +159,7 @@ pub async fn backfill_table(
             title: format!("backfill {table}"),
             expected_items: info.item_count.saturating_sub(done_rows),
             parts: ("segments", u64::from(started.segments)),
-            show_rcu: true,
+            capacity: Some("RCU"),
         },
         reporter_stop.clone(),
     );

@@ -1,4 +1,4 @@
-//! Progress of a long copy (a backfill or an export conversion): shared counters, and a reporter
+//! Progress of a long copy (a backfill, an export conversion or a restore): shared counters, and a reporter
 //! task that draws a bar on a terminal or logs a line every few seconds elsewhere (ECS, CI).
 
 use crate::config::cli::ProgressMode;
@@ -17,7 +17,7 @@ pub struct Progress {
     pub items: AtomicU64,
     pub bytes: AtomicU64,
     pub files: AtomicU64,
-    /// Read capacity units, in thousandths.
+    /// Capacity units (read for a backfill, write for a restore), in thousandths.
     pub rcu_milli: AtomicU64,
     pub parts_done: AtomicU64,
 }
@@ -46,8 +46,9 @@ pub struct Labels {
     pub expected_items: u64,
     /// Name of the parts being counted (`segments`, `files`) and how many there are.
     pub parts: (&'static str, u64),
-    /// Show read capacity (backfill) or not (export conversion).
-    pub show_rcu: bool,
+    /// The capacity unit to show a rate of: `RCU` (backfill), `WCU` (restore), or none (export
+    /// conversion).
+    pub capacity: Option<&'static str>,
 }
 
 /// Where the reporter writes, once `auto` is decided.
@@ -146,8 +147,8 @@ pub fn render(progress: &Progress, labels: &Labels, elapsed: Duration, bar: bool
         " · {} items/s",
         thousands((items as f64 / secs) as u64)
     ));
-    if labels.show_rcu {
-        out.push_str(&format!(" · {:.0} RCU/s", progress.rcu() / secs));
+    if let Some(unit) = labels.capacity {
+        out.push_str(&format!(" · {:.0} {unit}/s", progress.rcu() / secs));
     }
     out.push_str(&format!(
         " · {}/{} {}",
@@ -197,7 +198,7 @@ mod tests {
             title: "backfill users".into(),
             expected_items: 50_000,
             parts: ("segments", 4),
-            show_rcu: true,
+            capacity: Some("RCU"),
         };
         let line = render(&p, &labels, Duration::from_secs(10), true);
         assert_eq!(

@@ -34,7 +34,7 @@ impl ScanError {
     }
 }
 
-fn classify<E>(
+pub(crate) fn classify<E>(
     operation: &'static str,
     table: &TableName,
     e: SdkError<E, aws_smithy_runtime_api::http::Response>,

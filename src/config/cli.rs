@@ -44,8 +44,11 @@ pub enum Command {
     Verify(VerifyArgs),
     /// One item's timeline from the archive: when, what event, by whom, and what changed.
     History(HistoryArgs),
-    /// A table's state at an instant, rebuilt from the archive, written as Parquet.
+    /// A table's state at an instant, rebuilt from the archive, written as Parquet or as a
+    /// DynamoDB import folder.
     Snapshot(SnapshotArgs),
+    /// Put a table, or one item, back into DynamoDB as it stood at an instant.
+    Restore(RestoreArgs),
 }
 
 /// Options every command shares.
@@ -463,4 +466,94 @@ pub struct SnapshotArgs {
     /// output before upload. [default: <system temp dir>/dynamo-archiver]
     #[arg(long, env = "ARCHIVER_SPOOL_DIR", value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
+
+    /// Output format: `parquet` (one file: keys, item, source row) or `dynamodb-json` (a folder of
+    /// gzip JSON lines of `{"Item": …}`, what `aws dynamodb import-table` reads). [default: parquet]
+    #[arg(long, env = "ARCHIVER_FORMAT", value_name = "F")]
+    pub format: Option<SnapshotFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotFormat {
+    Parquet,
+    DynamodbJson,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The archive: `s3://bucket/prefix` or a local directory. [required]
+    #[arg(long, env = "ARCHIVER_ARCHIVE", value_name = "URI")]
+    pub archive: Option<String>,
+
+    /// The archived table whose state to restore (SRC). [required]
+    #[arg(
+        long = "table",
+        env = "ARCHIVER_TABLES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tables: Vec<String>,
+
+    /// The instant, RFC 3339 (`2026-11-21T12:00:00Z`). [required]
+    #[arg(long, env = "ARCHIVER_AS_OF", value_name = "TIME")]
+    pub as_of: Option<String>,
+
+    /// The table written (DST). It must exist with SRC's key schema, unless --create; SRC itself
+    /// only with --in-place. [required]
+    #[arg(long, env = "ARCHIVER_TO_TABLE", value_name = "NAME")]
+    pub to_table: Option<String>,
+
+    /// Create --to-table (on-demand billing, SRC's key schema) if it does not exist.
+    /// [default: false]
+    #[arg(long, env = "ARCHIVER_CREATE")]
+    pub create: bool,
+
+    /// With --create, when SRC no longer exists and its key has two attributes: the key
+    /// attribute names, partition key first (`pk,sk`). [default: from DescribeTable on SRC]
+    #[arg(
+        long,
+        env = "ARCHIVER_KEY_ATTRIBUTES",
+        value_delimiter = ',',
+        value_name = "NAMES"
+    )]
+    pub key_attributes: Vec<String>,
+
+    /// Make --to-table exactly the state at the instant: also delete the items that did not
+    /// exist then. Required when --to-table is SRC. [default: false]
+    #[arg(long, env = "ARCHIVER_IN_PLACE")]
+    pub in_place: bool,
+
+    /// Print how many items would be put, overwritten and deleted, and change nothing.
+    /// [default: false]
+    #[arg(long, env = "ARCHIVER_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// Restore one item: `NAME=VALUE` (`userid=42`), repeated for the sort key; a value may name
+    /// its type (`N:42`, `S:42`, `B:AAE=`). It is put back as it was, or deleted if it did not
+    /// exist then. [default: the whole table]
+    #[arg(long = "key", env = "ARCHIVER_KEY", value_name = "NAME=VALUE")]
+    pub keys: Vec<String>,
+
+    /// Write capacity units per second the restore may consume (1 WCU per started KB of each
+    /// item written or deleted). [default: no limit]
+    #[arg(long, env = "ARCHIVER_MAX_WCU", value_name = "W")]
+    pub max_wcu: Option<f64>,
+
+    /// BatchWriteItem calls in flight at once. [default: 4]
+    #[arg(long, env = "ARCHIVER_PARALLEL", value_name = "N")]
+    pub parallel: Option<u32>,
+
+    /// Local folder for the spill files and the restore's progress journal (a killed restore
+    /// continues from it when run again with the same options). [default: <system temp
+    /// dir>/dynamo-archiver]
+    #[arg(long, env = "ARCHIVER_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Progress output: `auto`, `bar`, `log` or `off`. [default: auto]
+    #[arg(long, env = "ARCHIVER_PROGRESS", value_name = "P")]
+    pub progress: Option<ProgressMode>,
 }

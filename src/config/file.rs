@@ -47,6 +47,15 @@ pub struct FileConfig {
     pub infer: Option<bool>,
     pub sample: Option<u64>,
     pub dialect: Option<super::cli::Dialect>,
+    pub format: Option<super::cli::SnapshotFormat>,
+    pub to_table: Option<String>,
+    pub create: Option<bool>,
+    pub in_place: Option<bool>,
+    pub dry_run: Option<bool>,
+    /// `--key` of `history` and `restore`: `["userid=42"]`.
+    #[serde(alias = "keys")]
+    pub key: Option<Vec<String>>,
+    pub max_wcu: Option<f64>,
 }
 
 impl FileConfig {

@@ -8,7 +8,7 @@ pub mod units;
 use crate::types::TableName;
 use cli::{
     BackfillArgs, CommonArgs, HistoryArgs, ImportExportArgs, LeasesArgs, LogFormat, ProgressMode,
-    RunArgs, SchemaArgs, SnapshotArgs, StartPosition, VerifyArgs,
+    RestoreArgs, RunArgs, SchemaArgs, SnapshotArgs, SnapshotFormat, StartPosition, VerifyArgs,
 };
 use file::FileConfig;
 use std::net::SocketAddr;
@@ -764,22 +764,64 @@ impl HistoryConfig {
                 message: "give the one table the item is in".into(),
             });
         }
-        crate::audit::history::KeyQuery::parse(&args.keys).map_err(|message| {
-            ConfigError::BadValue {
-                option: "--key",
-                message,
-            }
+        let keys = key_parts(&args.keys, &file);
+        crate::audit::history::KeyQuery::parse(&keys).map_err(|message| ConfigError::BadValue {
+            option: "--key",
+            message,
         })?;
         Ok(Self {
             archive: required_archive(args.archive.as_ref(), &file)?,
             table: tables.remove(0),
-            keys: args.keys.clone(),
+            keys,
             from: date("--from", args.from.as_ref().or(file.from.as_ref()))?,
             to: date("--to", args.to.as_ref().or(file.to.as_ref()))?,
             json: args.json,
             log: log_config(&args.common, &file),
         })
     }
+}
+
+/// `--key` parts: the flags, else the config file's `key`.
+fn key_parts(cli: &[String], file: &FileConfig) -> Vec<String> {
+    if cli.is_empty() {
+        file.key.clone().unwrap_or_default()
+    } else {
+        cli.to_vec()
+    }
+}
+
+/// `--as-of`, required, as milliseconds since the epoch.
+fn as_of(cli: Option<&String>, file: &FileConfig) -> Result<i64, ConfigError> {
+    let text = cli
+        .or(file.as_of.as_ref())
+        .ok_or_else(|| ConfigError::BadValue {
+            option: "--as-of",
+            message: "required: the instant, e.g. 2026-11-21T12:00:00Z".into(),
+        })?;
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ConfigError::BadValue {
+            option: "--as-of",
+            message: format!(
+                "`{text}` is not an RFC 3339 time; write it like 2026-11-21T12:00:00Z"
+            ),
+        })?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// The one table a command works on.
+fn one_table(
+    cli: &[String],
+    file: &FileConfig,
+    what: &'static str,
+) -> Result<TableName, ConfigError> {
+    let mut tables = tables(cli, file.tables.as_ref())?;
+    if tables.len() != 1 {
+        return Err(ConfigError::BadValue {
+            option: "--table",
+            message: what.into(),
+        });
+    }
+    Ok(tables.remove(0))
 }
 
 /// The validated configuration of `dynamo-archiver snapshot`.
@@ -789,6 +831,7 @@ pub struct SnapshotConfig {
     pub table: TableName,
     pub as_of_ms: i64,
     pub out: ArchiveUri,
+    pub format: SnapshotFormat,
     pub spool_dir: PathBuf,
     pub log: LogConfig,
 }
@@ -796,28 +839,7 @@ pub struct SnapshotConfig {
 impl SnapshotConfig {
     pub fn resolve(args: &SnapshotArgs) -> Result<Self, ConfigError> {
         let file = load_file(&args.common)?;
-        let mut tables = tables(&args.tables, file.tables.as_ref())?;
-        if tables.len() != 1 {
-            return Err(ConfigError::BadValue {
-                option: "--table",
-                message: "give the one table to rebuild".into(),
-            });
-        }
-        let text =
-            args.as_of
-                .clone()
-                .or(file.as_of.clone())
-                .ok_or_else(|| ConfigError::BadValue {
-                    option: "--as-of",
-                    message: "required: the instant, e.g. 2026-11-21T12:00:00Z".into(),
-                })?;
-        let t = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| ConfigError::BadValue {
-                option: "--as-of",
-                message: format!(
-                    "`{text}` is not an RFC 3339 time; write it like 2026-11-21T12:00:00Z"
-                ),
-            })?;
+        let table = one_table(&args.tables, &file, "give the one table to rebuild")?;
         let out = match args.out.as_ref().or(file.out.as_ref()) {
             Some(o) => ArchiveUri::parse(o)?,
             None => {
@@ -829,10 +851,144 @@ impl SnapshotConfig {
         };
         Ok(Self {
             archive: required_archive(args.archive.as_ref(), &file)?,
-            table: tables.remove(0),
-            as_of_ms: (t.unix_timestamp_nanos() / 1_000_000) as i64,
+            table,
+            as_of_ms: as_of(args.as_of.as_ref(), &file)?,
             out,
+            format: args
+                .format
+                .or(file.format)
+                .unwrap_or(SnapshotFormat::Parquet),
             spool_dir: spool_dir(args.spool_dir.as_ref(), &file),
+            log: log_config(&args.common, &file),
+        })
+    }
+}
+
+/// BatchWriteItem calls a restore keeps in flight when `--parallel` is not given.
+pub const DEFAULT_RESTORE_PARALLEL: usize = 4;
+/// The most BatchWriteItem calls in flight: more only queue in the SDK's connection pool.
+pub const MAX_RESTORE_PARALLEL: u32 = 64;
+
+/// The validated configuration of `dynamo-archiver restore`.
+#[derive(Debug, Clone)]
+pub struct RestoreConfig {
+    pub archive: ArchiveUri,
+    /// SRC: the archived table.
+    pub table: TableName,
+    pub as_of_ms: i64,
+    /// DST.
+    pub to_table: TableName,
+    pub create: bool,
+    /// With `create`: the key attributes, partition key first.
+    pub key_attributes: Option<Vec<String>>,
+    pub in_place: bool,
+    pub dry_run: bool,
+    /// `--key` parts (checked by `KeyQuery::parse`); empty: the whole table.
+    pub keys: Vec<String>,
+    pub max_wcu: Option<f64>,
+    pub parallel: usize,
+    pub spool_dir: PathBuf,
+    pub progress: ProgressMode,
+    pub log: LogConfig,
+}
+
+impl RestoreConfig {
+    pub fn resolve(args: &RestoreArgs) -> Result<Self, ConfigError> {
+        let file = load_file(&args.common)?;
+        let table = one_table(
+            &args.tables,
+            &file,
+            "give the one archived table to restore from",
+        )?;
+        let to_table = args
+            .to_table
+            .as_ref()
+            .or(file.to_table.as_ref())
+            .ok_or_else(|| ConfigError::BadValue {
+                option: "--to-table",
+                message: "required: the table to write (a new one with --create; the source itself only with --in-place)".into(),
+            })?;
+        let to_table = validate_table(to_table.trim()).map_err(|_| ConfigError::BadValue {
+            option: "--to-table",
+            message: format!("`{to_table}` is not a valid DynamoDB table name"),
+        })?;
+        let create = args.create || file.create.unwrap_or(false);
+        let in_place = args.in_place || file.in_place.unwrap_or(false);
+        if to_table == table && !in_place {
+            return Err(ConfigError::BadValue {
+                option: "--to-table",
+                message: format!("`{to_table}` is the archived table itself: restoring into the live table overwrites items and deletes those that did not exist then; add --in-place to do that (see what it would change first with --dry-run), or restore into a new table"),
+            });
+        }
+        if create && in_place {
+            return Err(ConfigError::BadValue {
+                option: "--create",
+                message: "--create makes a new table, --in-place changes an existing one: give one of them".into(),
+            });
+        }
+        let keys = key_parts(&args.keys, &file);
+        if !keys.is_empty() {
+            crate::audit::history::KeyQuery::parse(&keys).map_err(|message| {
+                ConfigError::BadValue {
+                    option: "--key",
+                    message,
+                }
+            })?;
+        }
+        let max_wcu = args.max_wcu.or(file.max_wcu);
+        if let Some(w) = max_wcu {
+            if !(w.is_finite() && w >= 1.0) {
+                return Err(ConfigError::BadValue {
+                    option: "--max-wcu",
+                    message: format!(
+                        "{w} is not a rate; give write capacity units per second, at least 1"
+                    ),
+                });
+            }
+        }
+        let parallel = match args.parallel.or(file.parallel) {
+            None => DEFAULT_RESTORE_PARALLEL,
+            Some(n) if (1..=MAX_RESTORE_PARALLEL).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(ConfigError::BadValue {
+                    option: "--parallel",
+                    message: format!("{n} is outside 1..={MAX_RESTORE_PARALLEL}"),
+                })
+            }
+        };
+        let key_attributes: Vec<String> = if args.key_attributes.is_empty() {
+            file.key_attributes.clone().unwrap_or_default()
+        } else {
+            args.key_attributes.clone()
+        }
+        .into_iter()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
+        if key_attributes.len() > 2 {
+            return Err(ConfigError::BadValue {
+                option: "--key-attributes",
+                message: "a DynamoDB key has one or two attributes: PARTITION_KEY[,SORT_KEY]"
+                    .into(),
+            });
+        }
+        Ok(Self {
+            archive: required_archive(args.archive.as_ref(), &file)?,
+            table,
+            as_of_ms: as_of(args.as_of.as_ref(), &file)?,
+            to_table,
+            create,
+            key_attributes: (!key_attributes.is_empty()).then_some(key_attributes),
+            in_place,
+            dry_run: args.dry_run || file.dry_run.unwrap_or(false),
+            keys,
+            max_wcu,
+            parallel,
+            spool_dir: spool_dir(args.spool_dir.as_ref(), &file),
+            progress: args
+                .progress
+                .or(file.progress)
+                .unwrap_or(ProgressMode::Auto),
             log: log_config(&args.common, &file),
         })
     }
@@ -1001,6 +1157,70 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`x`"), "{e}");
+    }
+
+    fn restore_args(table: &str, to: &str) -> RestoreArgs {
+        RestoreArgs {
+            archive: Some("/tmp/a".into()),
+            tables: vec![table.into()],
+            as_of: Some("2026-11-21T12:00:00Z".into()),
+            to_table: Some(to.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn restore_options_are_checked() {
+        let ok = RestoreConfig::resolve(&restore_args("users", "users-restored")).unwrap();
+        assert_eq!(ok.as_of_ms, 1_795_262_400_000);
+        assert_eq!(ok.parallel, DEFAULT_RESTORE_PARALLEL);
+        assert!(!ok.in_place && !ok.create && ok.keys.is_empty());
+        // (what, change, option named in the message)
+        type Change = fn(&mut RestoreArgs);
+        let cases: Vec<(&str, Change, &str)> = vec![
+            (
+                "into the live table",
+                |a| a.to_table = Some("users".into()),
+                "--in-place",
+            ),
+            (
+                "create and in place",
+                |a| {
+                    a.create = true;
+                    a.in_place = true
+                },
+                "--create",
+            ),
+            ("no target", |a| a.to_table = None, "--to-table"),
+            (
+                "bad target",
+                |a| a.to_table = Some("x".into()),
+                "--to-table",
+            ),
+            ("no instant", |a| a.as_of = None, "--as-of"),
+            (
+                "bad instant",
+                |a| a.as_of = Some("yesterday".into()),
+                "--as-of",
+            ),
+            ("zero rate", |a| a.max_wcu = Some(0.0), "--max-wcu"),
+            ("bad key", |a| a.keys = vec!["id".into()], "--key"),
+            ("no parallelism", |a| a.parallel = Some(0), "--parallel"),
+            (
+                "three key attributes",
+                |a| a.key_attributes = vec!["a".into(), "b".into(), "c".into()],
+                "--key-attributes",
+            ),
+        ];
+        for (what, change, option) in cases {
+            let mut a = restore_args("users", "users-restored");
+            change(&mut a);
+            let e = RestoreConfig::resolve(&a).unwrap_err().to_string();
+            assert!(e.contains(option), "{what}: {e}");
+        }
+        let mut live = restore_args("users", "users");
+        live.in_place = true;
+        assert!(RestoreConfig::resolve(&live).unwrap().in_place);
     }
 
     #[test]

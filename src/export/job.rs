@@ -172,7 +172,7 @@ pub async fn import(
             title: format!("import-export {table}"),
             expected_items: pending.iter().map(|f| f.item_count).sum(),
             parts: ("files", files.len() as u64),
-            show_rcu: false,
+            capacity: None,
         },
         reporter_stop.clone(),
     );

@@ -156,6 +156,11 @@ pub fn md5_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(bytes))
 }
 
+/// Base64 of an MD5 digest computed elsewhere (as a stream).
+pub fn md5_of_digest(digest: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
 /// Checks a manifest against its `.md5` file's content (base64 MD5, whitespace ignored).
 pub fn check_md5(bytes: &[u8], checksum_file: &[u8]) -> Result<(), String> {
     let want = String::from_utf8_lossy(checksum_file).trim().to_owned();

@@ -18,6 +18,7 @@ mod operate;
 mod permissions;
 mod pressure;
 mod quarantine;
+mod restore;
 mod s3_sink;
 mod sim;
 mod snapshot;

@@ -168,6 +168,14 @@ impl Stack {
                 "AWS_ENDPOINT_URL_FIREHOSE".into(),
                 format!("http://127.0.0.1:{}", m.port),
             ));
+            env.push((
+                "AWS_ENDPOINT_URL_STS".into(),
+                format!("http://127.0.0.1:{}", m.port),
+            ));
+        } else {
+            // No STS here: a closed port, so a caller-identity lookup fails at once instead of
+            // trying the real endpoint.
+            env.push(("AWS_ENDPOINT_URL_STS".into(), "http://127.0.0.1:1".into()));
         }
         env
     }
