@@ -5,7 +5,8 @@
 //!
 //! The crate is split by domain; each module has one job.
 //!
-//! - [`config`]: the command line (clap), the TOML file and their validation into typed configs.
+//! - [`config`]: the command line (clap), the TOML file and their validation into typed configs,
+//!   one file per command; clap's types stop there (the domain has its own enums).
 //! - [`types`]: newtypes for tables, streams, shards and sequence numbers (ordered by value).
 //! - [`lineage`]: the pure decision of which shards may be read, given their parents.
 //! - [`stream`]: typed DynamoDB Streams calls and the per-shard reader task.
@@ -30,8 +31,11 @@
 //!   (`--metrics emf`).
 //! - [`backoff`]: exponential backoff with jitter for the archiver's retry loops.
 //! - [`spool`]: the local volume files are assembled on: its free space pauses reading.
+//! - [`progress`]: counters of a long copy (backfill, import-export, restore), drawn as a bar on
+//!   a terminal (indicatif) or logged every few seconds.
 //! - [`clock`]: wall-clock time in the archive's units.
 //! - [`aws`]: SDK clients from the standard credential and endpoint chain.
+//! - [`dynamo`]: the one DescribeTable wrapper, the wait for ACTIVE, DynamoDB errors classified.
 //! - [`cmd`]: one module per command; `main.rs` only parses and dispatches.
 //!
 //! The data flow, end to end, is told in `docs/ARCHITECTURE.md`; the archive's layout and schema
@@ -45,6 +49,7 @@ pub mod backoff;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod dynamo;
 pub mod emf;
 pub mod encode;
 pub mod export;
@@ -54,6 +59,7 @@ pub mod leases;
 pub mod lineage;
 pub mod metrics;
 pub mod pipeline;
+pub mod progress;
 pub mod restore;
 pub mod sink;
 pub mod spool;

@@ -1,8 +1,16 @@
 //! Logging: JSON lines (the default, for CloudWatch Logs) or human text, filtered by `RUST_LOG`
 //! (default `info`). Item contents are only ever logged at debug level.
 
-use crate::config::cli::LogFormat;
 use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (CloudWatch Logs Insights reads its fields).
+    Json,
+    /// Human text, coloured on a terminal.
+    Text,
+}
 
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {

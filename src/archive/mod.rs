@@ -1,5 +1,5 @@
-//! The archive's storage: an S3 bucket or a local directory, behind one interface, and its
-//! [`layout`] (every key the archiver writes or reads).
+//! The archive's storage: an S3 bucket or a local directory ([`uri`]), behind one interface, and
+//! its [`layout`] (every key the archiver writes or reads).
 //!
 //! Both publish create-only: an object that already exists is never overwritten. Together with
 //! keys that name a file's position in its shard (see [`layout`]), two writers of the same
@@ -8,9 +8,10 @@
 pub mod layout;
 pub mod local;
 pub mod s3;
+pub mod uri;
 
-use crate::config::ArchiveUri;
 use crate::encode::parquet::SpooledFile;
+pub use uri::ArchiveUri;
 
 /// The outcome of publishing a file.
 #[derive(Debug, Clone, PartialEq, Eq)]

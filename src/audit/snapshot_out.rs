@@ -32,6 +32,15 @@ fn parquet_schema() -> Arc<Schema> {
     ]))
 }
 
+/// What `snapshot` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotFormat {
+    /// One Parquet file: keys, item, source row.
+    Parquet,
+    /// A DynamoDB import folder: gzip JSON lines of `{"Item": …}` and its manifests.
+    DynamodbJson,
+}
+
 /// `as-of-<stamp>.parquet`: one row group per partition.
 pub struct ParquetOut {
     path: PathBuf,

@@ -7,10 +7,11 @@
 //! or as DynamoDB JSON (`cmd::snapshot`), or write it back into a table (`restore`).
 
 use super::coverage::{ArchiveFacts, Baseline, ChainStart, FileFacts};
-use super::history::{key_shape, order_key};
+use super::history::order_key;
 use super::snapshot::{partition_of, KeyState, Row};
 use crate::archive::layout::{self, ArchiveKey};
 use crate::archive::{ArchiveSink, SinkError};
+use crate::encode::key_query::key_shape;
 use crate::encode::parquet::{event_time_column, meta, string_column};
 use crate::encode::record::{QUARANTINED, SNAPSHOT};
 use arrow_array::{Array, StringArray};

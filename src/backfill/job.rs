@@ -3,12 +3,11 @@
 
 use super::pace::Pacer;
 use super::plan::{self, ScanChoice, SegmentState};
-use super::progress::{self, Labels, Progress};
-use super::scan::{self, TableInfo};
 use super::segment::{self, JobCtx, SegmentOutcome};
 use super::BackfillError;
 use crate::archive::{layout, ArchiveSink};
-use crate::config::cli::ProgressMode;
+use crate::dynamo::TableDescription;
+use crate::progress::{self, Labels, Progress, ProgressMode};
 use crate::types::TableName;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -90,7 +89,7 @@ pub async fn backfill_table(
     table: &TableName,
     stop: &CancellationToken,
 ) -> Result<Outcome, BackfillError> {
-    let info = scan::describe(client, table).await?;
+    let info = crate::dynamo::describe(client, table).await?;
     warn_about_the_stream(&info);
     let sink = &settings.sink;
     let markers = sink.list(&layout::backfill_dir(table)).await?;
@@ -171,7 +170,7 @@ pub async fn backfill_table(
         items: progress.items(),
         bytes: progress.bytes.load(std::sync::atomic::Ordering::Relaxed),
         files: progress.files.load(std::sync::atomic::Ordering::Relaxed),
-        rcu: progress.rcu(),
+        rcu: progress.capacity(),
         elapsed: began.elapsed(),
     };
     match result? {
@@ -195,8 +194,8 @@ pub async fn backfill_table(
     }
 }
 
-fn warn_about_the_stream(info: &TableInfo) {
-    match info.stream_view_type.as_deref() {
+fn warn_about_the_stream(info: &TableDescription) {
+    match info.stream.as_ref().map(|s| s.view_type.as_str()) {
         None => {
             tracing::warn!(table = %info.name, "the table has no stream: changes made during and after this scan will not be archived; enable a NEW_AND_OLD_IMAGES stream and start the worker before backfilling (docs/ARCHIVE.md, \"Snapshot and stream\")")
         }
@@ -207,7 +206,10 @@ fn warn_about_the_stream(info: &TableInfo) {
     }
 }
 
-async fn start_scan(settings: &Settings, info: &TableInfo) -> Result<StartedMarker, BackfillError> {
+async fn start_scan(
+    settings: &Settings,
+    info: &TableDescription,
+) -> Result<StartedMarker, BackfillError> {
     let scan_id = plan::scan_id(crate::clock::now_ms());
     let marker = StartedMarker {
         scan_id: scan_id.clone(),

@@ -7,7 +7,6 @@
 //! - [`pace`]: the read-capacity pacer behind `--max-rcu`.
 //! - [`segment`]: one segment's loop (pages → rows → files → the next page).
 //! - [`job`]: one table's backfill: pick or start a scan, run its segments, write the summary.
-//! - [`progress`]: counters, the progress bar and the periodic log line.
 //!
 //! The archive itself is the backfill's state (see `design.md`): each file's footer holds the
 //! position its segment resumes from, and markers beside the data say which scan started and
@@ -16,7 +15,6 @@
 pub mod job;
 pub mod pace;
 pub mod plan;
-pub mod progress;
 pub mod scan;
 pub mod segment;
 
@@ -26,7 +24,7 @@ use crate::types::TableName;
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {
     #[error(transparent)]
-    Scan(#[from] scan::ScanError),
+    Scan(#[from] crate::dynamo::DynamoError),
     #[error(transparent)]
     Sink(#[from] crate::archive::SinkError),
     #[error(transparent)]
@@ -52,7 +50,8 @@ impl BackfillError {
             Self::SegmentsMismatch { .. } => true,
             Self::Scan(e) => matches!(
                 e,
-                scan::ScanError::NoTable(_) | scan::ScanError::AccessDenied { .. }
+                crate::dynamo::DynamoError::NoTable(_)
+                    | crate::dynamo::DynamoError::AccessDenied { .. }
             ),
             Self::Sink(e) => matches!(
                 e,

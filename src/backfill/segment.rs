@@ -4,14 +4,15 @@
 
 use super::pace::Pacer;
 use super::plan::{self, SegmentState};
-use super::progress::Progress;
-use super::scan::{self, Item, Segment, TableInfo};
+use super::scan::{self, Item, Segment};
 use super::BackfillError;
 use crate::archive::{layout, ArchiveSink, Published};
 use crate::backoff::Backoff;
+use crate::dynamo::TableDescription;
 use crate::encode::ddb_json::{decode_item, encode_item};
 use crate::encode::parquet::{meta, SpoolWriter, SCHEMA_VERSION};
 use crate::encode::record::{ChangeRecord, SNAPSHOT};
+use crate::progress::Progress;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ const RETRY_CAP: Duration = Duration::from_secs(20);
 /// What every segment of one scan shares.
 pub struct JobCtx {
     pub client: aws_sdk_dynamodb::Client,
-    pub table: TableInfo,
+    pub table: TableDescription,
     pub scan_id: String,
     pub dt: String,
     pub total_segments: u32,
@@ -91,7 +92,7 @@ pub async fn run_segment(
         if !page.items.is_empty() && page.consumed > 0.0 {
             units_per_item = Some(page.consumed / page.items.len() as f64);
         }
-        ctx.progress.add_rcu(page.consumed);
+        ctx.progress.add_capacity(page.consumed);
         let read_at = crate::clock::now_ms();
         let file = match &mut open {
             Some(f) => f,
@@ -253,8 +254,8 @@ fn snapshot_row(ctx: &JobCtx, item: &Item, read_at_ms: i64) -> Result<ChangeReco
         table: ctx.table.name.clone(),
         message,
     };
-    let mut keys = Item::with_capacity(ctx.table.key_names.len());
-    for name in &ctx.table.key_names {
+    let mut keys = Item::with_capacity(ctx.table.key.len());
+    for (name, _) in &ctx.table.key {
         let v = item
             .get(name)
             .ok_or_else(|| bad(format!("an item lacks its key attribute `{name}`")))?;

@@ -2,8 +2,8 @@
 
 use super::CommandError;
 use crate::backfill::job::{self, Outcome, RunFigures, Settings};
-use crate::backfill::progress::thousands;
 use crate::config::BackfillConfig;
+use crate::progress::thousands;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(config: BackfillConfig, shutdown: CancellationToken) -> Result<(), CommandError> {

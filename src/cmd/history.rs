@@ -4,7 +4,7 @@
 use super::CommandError;
 use crate::archive::layout::{dt_of_key, ArchiveKey};
 use crate::archive::ArchiveSink;
-use crate::audit::history::{self, Event, KeyQuery};
+use crate::audit::history::{self, Event};
 use crate::config::HistoryConfig;
 use crate::encode::parquet::{event_time_column, string_column};
 use arrow_array::{Array, StringArray};
@@ -15,8 +15,7 @@ use parquet::file::statistics::Statistics;
 const READS_IN_FLIGHT: usize = 8;
 
 pub async fn run(config: HistoryConfig) -> Result<(), CommandError> {
-    let query = KeyQuery::parse(&config.keys).map_err(CommandError::Config)?;
-    let candidates = query.candidates();
+    let candidates = config.keys.candidates();
     let sink = super::read_archive(&config.archive).await;
     let runtime = |e: crate::archive::SinkError| CommandError::Runtime(e.to_string());
     let keys: Vec<String> = sink
@@ -53,7 +52,7 @@ pub async fn run(config: HistoryConfig) -> Result<(), CommandError> {
     }
     events.sort_by(|a: &Event, b: &Event| (a.time_ms, &a.order).cmp(&(b.time_ms, &b.order)));
     tracing::info!(files = total, files_read = read, "pruned by key statistics");
-    let key = config.keys.join(", ");
+    let key = config.keys.given().join(", ");
     if config.json {
         println!(
             "{}",

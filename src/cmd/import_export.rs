@@ -1,10 +1,10 @@
 //! `dynamo-archiver import-export`: a DynamoDB Export to S3 into the archive.
 
 use super::CommandError;
-use crate::backfill::progress::thousands;
 use crate::config::ImportExportConfig;
 use crate::export::job::{self, Outcome, Settings};
 use crate::export::source::ExportSource;
+use crate::progress::thousands;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(

@@ -47,7 +47,7 @@ impl From<crate::config::ConfigError> for CommandError {
 /// The archive of a one-shot command (backfill, import-export), checked writable, and its spool
 /// folder, created.
 pub async fn prepare_archive(
-    archive: &crate::config::ArchiveUri,
+    archive: &crate::archive::ArchiveUri,
     s3: aws_sdk_s3::Client,
     sse_kms_key: Option<String>,
     spool_dir: &std::path::Path,
@@ -71,10 +71,10 @@ pub async fn prepare_archive(
 
 /// The archive for a command that only reads it. A local archive needs no AWS configuration (and
 /// should not wait for one).
-pub async fn read_archive(archive: &crate::config::ArchiveUri) -> crate::archive::ArchiveSink {
+pub async fn read_archive(archive: &crate::archive::ArchiveUri) -> crate::archive::ArchiveSink {
     let s3 = match archive {
-        crate::config::ArchiveUri::S3 { .. } => crate::aws::load().await.s3,
-        crate::config::ArchiveUri::Local(_) => aws_sdk_s3::Client::from_conf(
+        crate::archive::ArchiveUri::S3 { .. } => crate::aws::load().await.s3,
+        crate::archive::ArchiveUri::Local(_) => aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::Config::builder()
                 .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
                 .build(),

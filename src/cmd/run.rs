@@ -33,32 +33,32 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), C
                 metrics.clone(),
                 ready.clone(),
                 crate::health::Thresholds::new(
-                    config.flush_interval,
+                    config.worker.flush_interval,
                     config.stuck_after,
-                    config.failover_time,
+                    config.worker.failover_time,
                 ),
                 http_stop.clone(),
             )))
         }
         None => None,
     };
-    let emf_task = (config.metrics == crate::config::cli::MetricsMode::Emf).then(|| {
+    let emf_task = config.emf_metrics.then(|| {
         tokio::spawn(crate::emf::run(
             metrics.clone(),
-            config.tables.iter().map(|t| t.to_string()).collect(),
+            config.worker.tables.iter().map(|t| t.to_string()).collect(),
             http_stop.clone(),
         ))
     });
-    tracing::info!(worker_id = %config.worker_id, tables = ?config.tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(), "starting dynamo-archiver {}", env!("CARGO_PKG_VERSION"));
+    tracing::info!(worker_id = %config.worker.worker_id, tables = ?config.worker.tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(), "starting dynamo-archiver {}", env!("CARGO_PKG_VERSION"));
     // The worker stops itself within SHUTDOWN_GRACE once its shards are running; this bound also
     // covers a stop that arrives during start-up (creating the lease table can take a while).
     let stop = shutdown.clone();
     let worker_metrics = metrics.clone();
-    let span = tracing::info_span!("worker", worker = %config.worker_id);
+    let span = tracing::info_span!("worker", worker = %config.worker.worker_id);
     let result = tokio::select! {
         r = tracing::Instrument::instrument(async move {
             let clients = crate::aws::load().await;
-            worker::run(config, clients, worker_metrics, shutdown, ready).await
+            worker::run(config.worker, clients, worker_metrics, shutdown, ready).await
         }, span) => r,
         _ = async {
             stop.cancelled().await;

@@ -2,11 +2,12 @@
 //! `--infer`, typed views inferred from a sample of the archive (`crate::views`).
 
 use super::CommandError;
+use crate::archive::ArchiveUri;
 use crate::archive::SinkError;
-use crate::config::cli::Dialect;
-use crate::config::{ArchiveUri, SchemaConfig};
+use crate::config::SchemaConfig;
 use crate::encode::ddl;
 use crate::types::TableName;
+use crate::views::render::Dialect;
 use crate::views::{self, plan::Plan, render, sample};
 
 pub async fn run(config: SchemaConfig) -> Result<(), CommandError> {

@@ -4,9 +4,9 @@
 use super::CommandError;
 use crate::archive::layout;
 use crate::audit::coverage::{self, Uncovered};
+use crate::audit::snapshot_out::SnapshotFormat;
 use crate::audit::snapshot_out::{self, DynamoJsonOut, ImportSummary, ParquetOut};
 use crate::audit::state;
-use crate::config::cli::SnapshotFormat;
 use crate::config::SnapshotConfig;
 
 pub async fn run(config: SnapshotConfig) -> Result<(), CommandError> {

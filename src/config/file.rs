@@ -2,7 +2,10 @@
 //! typo never silently falls back to a default. Keys of every command are accepted in one file, so
 //! one file can serve the worker and the CLI tools.
 
-use super::cli::{LogFormat, StartPosition};
+use super::cli::{LogFormat, ProgressMode};
+use super::run::{MetricsMode, StartPosition};
+use super::schema::Dialect;
+use super::snapshot::SnapshotFormat;
 use super::ConfigError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -28,13 +31,13 @@ pub struct FileConfig {
     pub discovery_interval: Option<String>,
     pub stuck_after: Option<String>,
     pub max_leases: Option<u32>,
-    pub metrics: Option<super::cli::MetricsMode>,
+    pub metrics: Option<MetricsMode>,
     pub segments: Option<u32>,
     pub parallel: Option<u32>,
     pub max_rcu: Option<f64>,
     pub consistent_read: Option<bool>,
     pub new_scan: Option<bool>,
-    pub progress: Option<super::cli::ProgressMode>,
+    pub progress: Option<ProgressMode>,
     pub export: Option<String>,
     pub from_table: Option<String>,
     pub key_attributes: Option<Vec<String>>,
@@ -46,8 +49,8 @@ pub struct FileConfig {
     pub out: Option<String>,
     pub infer: Option<bool>,
     pub sample: Option<u64>,
-    pub dialect: Option<super::cli::Dialect>,
-    pub format: Option<super::cli::SnapshotFormat>,
+    pub dialect: Option<Dialect>,
+    pub format: Option<SnapshotFormat>,
     pub to_table: Option<String>,
     pub create: Option<bool>,
     pub in_place: Option<bool>,

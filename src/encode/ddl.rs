@@ -2,7 +2,7 @@
 //! over one table's folder of the archive. Generated from the Arrow schema, so they cannot drift.
 
 use super::parquet::arrow_schema;
-use crate::config::ArchiveUri;
+use crate::archive::ArchiveUri;
 use crate::types::TableName;
 use arrow_schema::DataType;
 

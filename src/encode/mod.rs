@@ -4,6 +4,7 @@
 pub mod ddb_json;
 pub mod ddl;
 pub mod json_line;
+pub mod key_query;
 pub mod parquet;
 pub mod record;
 pub mod stream_json;

@@ -15,8 +15,7 @@ use super::manifest::{self, DataFile, ExportType};
 use super::source::ExportSource;
 use super::ExportError;
 use crate::archive::ArchiveSink;
-use crate::backfill::progress::{self, Labels, Progress};
-use crate::config::cli::ProgressMode;
+use crate::progress::{self, Labels, Progress, ProgressMode};
 use crate::types::TableName;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -214,10 +213,10 @@ async fn key_names_of(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &TableName,
 ) -> Result<Vec<String>, ExportError> {
-    use crate::backfill::scan::ScanError;
-    match crate::backfill::scan::describe(dynamodb, table).await {
-        Ok(info) => Ok(info.key_names),
-        Err(e @ (ScanError::NoTable(_) | ScanError::AccessDenied { .. })) => {
+    use crate::dynamo::DynamoError;
+    match crate::dynamo::describe(dynamodb, table).await {
+        Ok(info) => Ok(info.key_names()),
+        Err(e @ (DynamoError::NoTable(_) | DynamoError::AccessDenied { .. })) => {
             Err(ExportError::KeyAttributes {
                 table: table.to_string(),
                 message: format!("DescribeTable: {e}"),

@@ -3,11 +3,10 @@
 
 use super::item::attr;
 use super::store::{LeaseError, LeaseStore};
-use crate::backoff::Backoff;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue as A, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus,
+    ScalarAttributeType,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -105,21 +104,25 @@ impl LeaseStore {
     /// Creates the lease table (on-demand billing) if it does not exist, and waits until it is
     /// ACTIVE.
     pub async fn ensure_table(&self) -> Result<(), LeaseError> {
-        match self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-        {
-            Ok(out) if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) => {
-                return Ok(())
-            }
+        use crate::dynamo::DynamoError;
+        let name = crate::types::TableName::new(self.table.as_str());
+        let lease_error = |e: DynamoError| match e {
+            DynamoError::AccessDenied { message, .. } => LeaseError::Denied(crate::aws::Denied {
+                action: "dynamodb:DescribeTable".into(),
+                resource: format!("lease table {}", self.table),
+                message,
+            }),
+            e => LeaseError::Api {
+                table: self.table.clone(),
+                operation: "DescribeTable",
+                retryable: e.is_retryable(),
+                message: e.to_string(),
+            },
+        };
+        match crate::dynamo::describe(&self.client, &name).await {
+            Ok(d) if d.is_active() => return Ok(()),
             Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
+            Err(DynamoError::NoTable(_)) => {
                 tracing::info!(table = %self.table, "creating the lease table (on-demand billing)");
                 let created = self
                     .client
@@ -149,26 +152,15 @@ impl LeaseStore {
                     }
                 }
             }
-            Err(e) => return Err(self.api("DescribeTable", e)),
+            Err(e) => return Err(lease_error(e)),
         }
-        let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_DEADLINE;
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        loop {
-            let out = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(|e| self.api("DescribeTable", e))?;
-            if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(LeaseError::NotActive(self.table.clone()));
-            }
-            tokio::time::sleep(backoff.ceiling()).await;
-            backoff.next_delay();
+        if crate::dynamo::wait_active(&self.client, &name, TABLE_ACTIVE_DEADLINE)
+            .await
+            .map_err(lease_error)?
+        {
+            Ok(())
+        } else {
+            Err(LeaseError::NotActive(self.table.clone()))
         }
     }
 }

@@ -9,12 +9,14 @@ use super::renewer::{Held, Renewer};
 use super::shard::{ShardError, ShardOutcome, ShardSettings};
 use super::Destination;
 use crate::archive::ArchiveSink;
+use crate::archive::ArchiveUri;
 use crate::aws::Clients;
-use crate::config::{Output, RunConfig};
 use crate::leases::LeaseStore;
 use crate::metrics::{Metric, Metrics};
 use crate::sink::firehose::{FirehoseSink, Overflow};
-use crate::stream::api;
+use crate::stream::{api, StartPosition};
+use crate::types::TableName;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -27,10 +29,41 @@ pub use super::error::RunError;
 /// (stopTimeout) before SIGKILL; the contract promises an exit within 20 s.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(18);
 
+/// Where the worker writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Parquet files into the archive.
+    Archive(ArchiveUri),
+    /// A Firehose delivery stream, and where lines too long for one Firehose record go.
+    Firehose {
+        stream: String,
+        overflow: Option<ArchiveUri>,
+    },
+}
+
+/// What the worker needs, validated (`config::RunConfig` holds it).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub tables: Vec<TableName>,
+    pub output: Output,
+    pub lease_table: String,
+    pub worker_id: String,
+    /// Where a shard with no checkpoint starts.
+    pub start_position: StartPosition,
+    pub flush_interval: Duration,
+    pub flush_size_bytes: u64,
+    pub failover_time: Duration,
+    pub sse_kms_key: Option<String>,
+    pub spool_dir: PathBuf,
+    pub discovery_interval: Duration,
+    /// `--max-leases`: `None` is no cap.
+    pub max_leases: Option<usize>,
+}
+
 /// Runs the worker until `shutdown` is cancelled (or a fatal error), then stops every shard
 /// cleanly.
 pub async fn run(
-    config: RunConfig,
+    config: Settings,
     clients: Clients,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,

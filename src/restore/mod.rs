@@ -10,15 +10,22 @@
 //!   retried.
 //! - [`journal`]: the local progress journal a killed restore continues from.
 //! - [`record`]: the audit record under `<archive>/<table>/_restores/`, and who ran it (STS).
+//! - [`settings`]: what a restore is given and what it reports.
+//! - [`sources`]: the state against the target by partition, the first instant the archive
+//!   answers for, the target's key checked or created.
+//! - [`apply`]: the write pass of one partition, journalled.
 //! - [`job`]: one restore from start to end.
 //!
 //! `design.md` beside this file says why it is built this way.
 
+mod apply;
 pub mod job;
 pub mod journal;
 pub mod plan;
 pub mod record;
+pub mod settings;
 pub mod size;
+mod sources;
 pub mod table;
 pub mod write;
 
@@ -43,7 +50,7 @@ pub enum RestoreError {
     #[error(transparent)]
     Sink(#[from] crate::archive::SinkError),
     #[error(transparent)]
-    Dynamo(#[from] crate::backfill::scan::ScanError),
+    Dynamo(#[from] crate::dynamo::DynamoError),
     #[error("spool folder {path}: {source}; free space there or choose another --spool-dir")]
     Spool {
         path: std::path::PathBuf,

@@ -5,18 +5,19 @@
 
 use super::RestoreError;
 use crate::audit::snapshot::partition_of;
-use crate::backfill::scan::{self, Item, ScanError, Segment};
+use crate::backfill::scan::{self, Item, Segment};
 use crate::backoff::Backoff;
+use crate::dynamo::{classify, DynamoError};
 use crate::encode::ddb_json::{decode_item, encode_item};
 use crate::types::TableName;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
-    ScalarAttributeType, TableStatus,
+    ScalarAttributeType,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// BatchGetItem reads at most 100 items per call:
@@ -75,10 +76,10 @@ pub fn check_key_schema(
     }
 }
 
-fn dynamo_error(operation: &'static str, table: &TableName, e: ScanError) -> RestoreError {
+fn dynamo_error(operation: &'static str, table: &TableName, e: DynamoError) -> RestoreError {
     match e {
-        ScanError::NoTable(t) => RestoreError::NoTable(t),
-        ScanError::AccessDenied { message, .. } => RestoreError::Denied {
+        DynamoError::NoTable(t) => RestoreError::NoTable(t),
+        DynamoError::AccessDenied { message, .. } => RestoreError::Denied {
             action: format!("dynamodb:{operation}"),
             resource: table.to_string(),
             message,
@@ -92,42 +93,14 @@ pub async fn describe_key(
     client: &aws_sdk_dynamodb::Client,
     table: &TableName,
 ) -> Result<Option<TableKey>, RestoreError> {
-    let out = match client
-        .describe_table()
-        .table_name(table.as_str())
-        .send()
-        .await
-    {
-        Ok(out) => out,
-        Err(e) => {
-            return match scan::classify("DescribeTable", table, e) {
-                ScanError::NoTable(_) => Ok(None),
-                other => Err(dynamo_error("DescribeTable", table, other)),
-            }
-        }
+    let t = match crate::dynamo::describe(client, table).await {
+        Ok(t) => t,
+        Err(DynamoError::NoTable(_)) => return Ok(None),
+        Err(other) => return Err(dynamo_error("DescribeTable", table, other)),
     };
-    let Some(t) = out.table() else {
-        return Ok(None);
-    };
-    let mut schema: Vec<&KeySchemaElement> = t.key_schema().iter().collect();
-    schema.sort_by_key(|k| k.key_type() != &KeyType::Hash);
-    let names: Vec<String> = schema
-        .iter()
-        .map(|k| k.attribute_name().to_owned())
-        .collect();
-    let types: BTreeMap<String, String> = t
-        .attribute_definitions()
-        .iter()
-        .filter(|d| names.iter().any(|n| n == d.attribute_name()))
-        .map(|d| {
-            (
-                d.attribute_name().to_owned(),
-                d.attribute_type().as_str().to_owned(),
-            )
-        })
-        .collect();
+    let types: BTreeMap<String, String> = t.key.iter().cloned().collect();
     Ok(Some(TableKey {
-        names,
+        names: t.key_names(),
         shape: shape_of(&types),
     }))
 }
@@ -171,33 +144,18 @@ pub async fn create(
                     .expect("name and type are set"),
             );
     }
-    req.send().await.map_err(|e| {
-        dynamo_error(
-            "CreateTable",
-            table,
-            scan::classify("CreateTable", table, e),
-        )
-    })?;
-    let deadline = Instant::now() + CREATE_TIMEOUT;
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    loop {
-        let out = client
-            .describe_table()
-            .table_name(table.as_str())
-            .send()
-            .await;
-        if let Ok(out) = out {
-            if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(RestoreError::Usage(format!(
-                "table `{table}` was created but is not ACTIVE after {CREATE_TIMEOUT:?}; run the same command again once it is"
-            )));
-        }
-        tokio::time::sleep(backoff.next_delay()).await;
+    req.send()
+        .await
+        .map_err(|e| dynamo_error("CreateTable", table, classify("CreateTable", table, e)))?;
+    if !crate::dynamo::wait_active(client, table, CREATE_TIMEOUT)
+        .await
+        .map_err(|e| dynamo_error("DescribeTable", table, e))?
+    {
+        return Err(RestoreError::Usage(format!(
+            "table `{table}` was created but is not ACTIVE after {CREATE_TIMEOUT:?}; run the same command again once it is"
+        )));
     }
+    Ok(())
 }
 
 /// Canonical `keys` of an item, from the key attribute names.
@@ -387,7 +345,7 @@ pub async fn get_items(
                         tokio::time::sleep(backoff.next_delay()).await;
                     }
                 }
-                Err(e) => match scan::classify("BatchGetItem", table, e) {
+                Err(e) => match classify("BatchGetItem", table, e) {
                     e if e.is_retryable() => tokio::time::sleep(backoff.next_delay()).await,
                     e => return Err(dynamo_error("BatchGetItem", table, e)),
                 },

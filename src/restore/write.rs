@@ -5,8 +5,8 @@
 use super::plan::Action;
 use super::RestoreError;
 use crate::backfill::pace::Pacer;
-use crate::backfill::scan::{self, ScanError};
 use crate::backoff::Backoff;
+use crate::dynamo::{classify, DynamoError};
 use crate::encode::ddb_json::decode_item;
 use crate::types::TableName;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest};
@@ -151,7 +151,7 @@ pub async fn write_batch(
             }
             Err(e) => {
                 ctx.pacer.settle(estimate, 0.0);
-                match scan::classify("BatchWriteItem", &ctx.table, e) {
+                match classify("BatchWriteItem", &ctx.table, e) {
                     e if e.is_retryable() => {
                         result.retries += 1;
                         if ctx.stop.is_cancelled() {
@@ -161,8 +161,8 @@ pub async fn write_batch(
                         tracing::warn!(table = %ctx.table, "BatchWriteItem failed; retrying in {delay:?}: {e}");
                         tokio::time::sleep(delay).await;
                     }
-                    ScanError::NoTable(t) => return Err(RestoreError::NoTable(t)),
-                    ScanError::AccessDenied { message, .. } => {
+                    DynamoError::NoTable(t) => return Err(RestoreError::NoTable(t)),
+                    DynamoError::AccessDenied { message, .. } => {
                         return Err(RestoreError::Denied {
                             action: "dynamodb:BatchWriteItem".into(),
                             resource: ctx.table.to_string(),

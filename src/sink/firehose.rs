@@ -10,9 +10,9 @@
 //! restore the order (docs/ARCHITECTURE.md, "Firehose output").
 
 use super::aggregate::{batches, billed_bytes};
+use crate::archive::ArchiveUri;
 use crate::archive::{ArchiveSink, Published, SinkError};
 use crate::backoff::Backoff;
-use crate::config::ArchiveUri;
 use crate::metrics::{Metric, Metrics};
 use aws_sdk_firehose::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_firehose::primitives::Blob;

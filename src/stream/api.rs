@@ -134,42 +134,29 @@ pub async fn table_stream(
     ddb: &aws_sdk_dynamodb::Client,
     table: &TableName,
 ) -> Result<TableStream, TableError> {
-    let out = ddb
-        .describe_table()
-        .table_name(table.as_str())
-        .send()
+    use crate::dynamo::DynamoError;
+    let desc = crate::dynamo::describe(ddb, table)
         .await
-        .map_err(|e| {
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception())
-            {
-                TableError::NotFound(table.clone())
-            } else if crate::aws::is_denied(&e) {
-                TableError::Denied(crate::aws::denied(
-                    "dynamodb:DescribeTable",
-                    format!("table {table}"),
-                    &e,
-                ))
-            } else {
-                TableError::Api {
-                    table: table.clone(),
-                    message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-                }
-            }
+        .map_err(|e| match e {
+            DynamoError::NoTable(_) => TableError::NotFound(table.clone()),
+            DynamoError::AccessDenied { message, .. } => TableError::Denied(crate::aws::Denied {
+                action: "dynamodb:DescribeTable".into(),
+                resource: format!("table {table}"),
+                message,
+            }),
+            other => TableError::Api {
+                table: table.clone(),
+                message: other.to_string(),
+            },
         })?;
-    let desc = out
-        .table()
-        .ok_or_else(|| TableError::NotFound(table.clone()))?;
-    let spec = desc.stream_specification();
-    let enabled = spec.is_some_and(|s| s.stream_enabled());
-    match (enabled, desc.latest_stream_arn()) {
-        (true, Some(arn)) => Ok(TableStream {
+    match desc.stream {
+        Some(crate::dynamo::StreamDescription {
+            arn: Some(arn),
+            view_type,
+        }) => Ok(TableStream {
             table: table.clone(),
             arn: StreamArn::new(arn),
-            view_type: spec
-                .and_then(|s| s.stream_view_type())
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default(),
+            view_type,
         }),
         _ => Err(TableError::NoStream(table.clone())),
     }

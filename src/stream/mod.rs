@@ -6,3 +6,12 @@ pub mod api;
 pub mod canned;
 pub mod reader;
 pub mod repair;
+
+/// Where a shard with no checkpoint starts (`--start-position`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The oldest record still in the shard (up to 24 hours back): nothing is missed.
+    TrimHorizon,
+    /// Only records written after the worker starts.
+    Latest,
+}

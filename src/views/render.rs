@@ -19,7 +19,14 @@ use super::plan::{
     Column, Kind, Plan, Scalar, CHANGE_ORDER, HELPER_AS_OF, HELPER_KEYS, HELPER_NEW, HELPER_OLD,
     HELPER_RANK, HELPER_RULE, MAX_PRECISION,
 };
-use crate::config::cli::Dialect;
+
+/// Which engine's SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Athena: Glue DDL in Hive's dialect, views and queries in Trino's.
+    Athena,
+    Duckdb,
+}
 
 /// What the SQL of one table needs besides the plan.
 #[derive(Debug, Clone)]

@@ -191,7 +191,7 @@ async fn a_full_export_from_a_folder_and_from_s3() {
         &["--key-attributes", "id"],
     );
     assert_eq!(code, 0, "{out}\n{err}");
-    let count = dynamo_archiver::backfill::progress::thousands(all.len() as u64);
+    let count = dynamo_archiver::progress::thousands(all.len() as u64);
     assert!(
         out.contains(&format!("{count} items from 4 data files")),
         "{out}"

@@ -1,8 +1,10 @@
-//! Progress of a long copy (a backfill, an export conversion or a restore): shared counters, and a reporter
-//! task that draws a bar on a terminal or logs a line every few seconds elsewhere (ECS, CI).
+//! Progress of a long copy (a backfill, an export conversion or a restore): counters the workers
+//! add to, and a reporter task that shows them. On a terminal the reporter draws a bar with
+//! `indicatif`; elsewhere (ECS, CI, a pipe) it logs one line every few seconds, since a bar's
+//! carriage returns make an unreadable log.
 
-use crate::config::cli::ProgressMode;
-use std::io::{IsTerminal, Write};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,25 +13,35 @@ use tokio_util::sync::CancellationToken;
 const BAR_REDRAW: Duration = Duration::from_millis(250);
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
+/// Where progress goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, else log lines.
+    Auto,
+    Bar,
+    Log,
+    Off,
+}
+
 /// Counters the workers add to; the reporter reads them.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub items: AtomicU64,
     pub bytes: AtomicU64,
     pub files: AtomicU64,
-    /// Capacity units (read for a backfill, write for a restore), in thousandths.
-    pub rcu_milli: AtomicU64,
+    /// Capacity units consumed (read for a backfill, write for a restore), in thousandths.
+    pub capacity_milli: AtomicU64,
     pub parts_done: AtomicU64,
 }
 
 impl Progress {
-    pub fn add_rcu(&self, units: f64) {
-        self.rcu_milli
+    pub fn add_capacity(&self, units: f64) {
+        self.capacity_milli
             .fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
     }
 
-    pub fn rcu(&self) -> f64 {
-        self.rcu_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    pub fn capacity(&self) -> f64 {
+        self.capacity_milli.load(Ordering::Relaxed) as f64 / 1000.0
     }
 
     pub fn items(&self) -> u64 {
@@ -69,6 +81,25 @@ fn sink(mode: ProgressMode) -> Sink {
     }
 }
 
+/// The terminal bar: indicatif draws the bar and the percentage (when the total is known), the
+/// message is the rest of [`details`].
+fn bar(labels: &Labels) -> ProgressBar {
+    let template = if labels.expected_items > 0 {
+        "{prefix} [{bar:20}] {percent}% {wide_msg}"
+    } else {
+        "{prefix} {wide_msg}"
+    };
+    let style = ProgressStyle::with_template(template)
+        .expect("the templates above are valid")
+        .progress_chars("#>.");
+    ProgressBar::with_draw_target(
+        Some(labels.expected_items.max(1)),
+        ProgressDrawTarget::stderr(),
+    )
+    .with_style(style)
+    .with_prefix(labels.title.clone())
+}
+
 /// Reports until `stop` is cancelled; the caller awaits the handle.
 pub fn spawn_reporter(
     mode: ProgressMode,
@@ -82,7 +113,8 @@ pub fn spawn_reporter(
             return;
         }
         let started = Instant::now();
-        let every = if sink == Sink::Bar {
+        let drawn = (sink == Sink::Bar).then(|| bar(&labels));
+        let every = if drawn.is_some() {
             BAR_REDRAW
         } else {
             LOG_EVERY
@@ -92,50 +124,53 @@ pub fn spawn_reporter(
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(every) => {}
             }
-            let line = render(&progress, &labels, started.elapsed(), sink == Sink::Bar);
-            if sink == Sink::Bar {
-                let mut err = std::io::stderr().lock();
-                let _ = write!(err, "\r\x1b[2K{line}");
-                let _ = err.flush();
-            } else {
-                tracing::info!(
+            let elapsed = started.elapsed();
+            match &drawn {
+                Some(bar) => {
+                    // Past an estimate (a Scan's item count is approximate) the bar stays full.
+                    bar.set_position(progress.items().min(labels.expected_items.max(1)));
+                    bar.set_message(details(&progress, &labels, elapsed, false));
+                }
+                None => tracing::info!(
                     items = progress.items(),
                     bytes = progress.bytes.load(Ordering::Relaxed),
                     files = progress.files.load(Ordering::Relaxed),
-                    "{line}"
-                );
+                    "{}",
+                    render(&progress, &labels, elapsed)
+                ),
             }
         }
-        if sink == Sink::Bar {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        if let Some(bar) = drawn {
+            bar.finish_and_clear();
         }
     })
 }
 
-/// One progress line, e.g.
-/// `backfill users [#####.....] 52% 26,000/50,000 items · 12.4 MB · 410 RCU/s · 1/4 segments · 0:14 left`
-pub fn render(progress: &Progress, labels: &Labels, elapsed: Duration, bar: bool) -> String {
+/// One log line, e.g.
+/// `backfill users 52% 26,000 items of ~50,000 · 12.4 MB · 410 RCU/s · 1/4 segments · 0:14 left`
+pub fn render(progress: &Progress, labels: &Labels, elapsed: Duration) -> String {
+    format!(
+        "{} {}",
+        labels.title,
+        details(progress, labels, elapsed, true)
+    )
+}
+
+/// The counters, rates and time left; with `percent`, the share done first (the bar shows its
+/// own).
+fn details(progress: &Progress, labels: &Labels, elapsed: Duration, percent: bool) -> String {
     let items = progress.items();
     let secs = elapsed.as_secs_f64().max(0.001);
-    let mut out = labels.title.clone();
+    let mut out = String::new();
     let fraction = if labels.expected_items > 0 {
         Some((items as f64 / labels.expected_items as f64).min(1.0))
     } else {
         None
     };
-    if let (true, Some(f)) = (bar, fraction) {
-        const WIDTH: usize = 20;
-        let filled = (f * WIDTH as f64).round() as usize;
-        out.push_str(&format!(
-            " [{}{}]",
-            "#".repeat(filled),
-            ".".repeat(WIDTH - filled)
-        ));
+    if let (true, Some(f)) = (percent, fraction) {
+        out.push_str(&format!("{:.0}% ", f * 100.0));
     }
-    if let Some(f) = fraction {
-        out.push_str(&format!(" {:.0}%", f * 100.0));
-    }
-    out.push_str(&format!(" {} items", thousands(items)));
+    out.push_str(&format!("{} items", thousands(items)));
     if labels.expected_items > 0 {
         out.push_str(&format!(" of ~{}", thousands(labels.expected_items)));
     }
@@ -148,7 +183,7 @@ pub fn render(progress: &Progress, labels: &Labels, elapsed: Duration, bar: bool
         thousands((items as f64 / secs) as u64)
     ));
     if let Some(unit) = labels.capacity {
-        out.push_str(&format!(" · {:.0} {unit}/s", progress.rcu() / secs));
+        out.push_str(&format!(" · {:.0} {unit}/s", progress.capacity() / secs));
     }
     out.push_str(&format!(
         " · {}/{} {}",
@@ -192,7 +227,7 @@ mod tests {
         let p = Progress::default();
         p.items.store(25_000, Ordering::Relaxed);
         p.bytes.store(12_400_000, Ordering::Relaxed);
-        p.add_rcu(1000.0);
+        p.add_capacity(1000.0);
         p.parts_done.store(1, Ordering::Relaxed);
         let labels = Labels {
             title: "backfill users".into(),
@@ -200,10 +235,14 @@ mod tests {
             parts: ("segments", 4),
             capacity: Some("RCU"),
         };
-        let line = render(&p, &labels, Duration::from_secs(10), true);
+        let line = render(&p, &labels, Duration::from_secs(10));
         assert_eq!(
             line,
-            "backfill users [##########..........] 50% 25,000 items of ~50,000 · 12.4 MB · 2,500 items/s · 100 RCU/s · 1/4 segments · 0:10 left"
+            "backfill users 50% 25,000 items of ~50,000 · 12.4 MB · 2,500 items/s · 100 RCU/s · 1/4 segments · 0:10 left"
+        );
+        assert!(
+            details(&p, &labels, Duration::from_secs(10), false).starts_with("25,000 items"),
+            "the bar draws its own percentage"
         );
         let line = render(
             &p,
@@ -212,9 +251,26 @@ mod tests {
                 ..labels
             },
             Duration::from_secs(10),
-            false,
         );
         assert!(!line.contains('%') && !line.contains("left"), "{line}");
+    }
+
+    #[test]
+    fn a_bar_reports_into_a_hidden_target_and_stops() {
+        // The reporter's bar path, drawn nowhere: it must take positions past the estimate and
+        // end when stopped.
+        let labels = Labels {
+            title: "restore users".into(),
+            expected_items: 10,
+            parts: ("partitions", 64),
+            capacity: Some("WCU"),
+        };
+        let b = bar(&labels);
+        b.set_draw_target(ProgressDrawTarget::hidden());
+        b.set_position(25u64.min(labels.expected_items));
+        assert_eq!(b.position(), 10);
+        b.finish_and_clear();
+        assert!(b.is_finished());
     }
 
     #[test]
