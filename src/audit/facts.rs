@@ -2,10 +2,9 @@
 
 use crate::archive::layout::{self, ArchiveKey};
 use crate::encode::parquet::meta;
-use crate::encode::parquet::{event_time_column, string_column};
+use crate::encode::read::ArchiveRows;
 use crate::types::SequenceNumber;
 use arrow_array::Array;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -46,6 +45,15 @@ fn event_id_digest(id: &str) -> u128 {
     u128::from_be_bytes(d[..16].try_into().expect("16 bytes"))
 }
 
+/// The columns `verify` needs of a row: never the images.
+const FACT_COLUMNS: &[&str] = &[
+    "event_id",
+    "event_time",
+    "shard_id",
+    "sequence_number",
+    "quarantine_reason",
+];
+
 /// Reads a stored file's bytes into its facts.
 pub fn read_facts(key: &str, bytes: bytes::Bytes, recorded_sha256: Option<[u8; 32]>) -> FileFacts {
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
@@ -53,17 +61,8 @@ pub fn read_facts(key: &str, bytes: bytes::Bytes, recorded_sha256: Option<[u8; 3
     let kind = layout::parse_key(key);
     let mut metadata = BTreeMap::new();
     let rows = (|| {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(|e| format!("not a readable Parquet file: {e}"))?;
-        if let Some(kv) = builder.metadata().file_metadata().key_value_metadata() {
-            for e in kv {
-                metadata.insert(e.key.clone(), e.value.clone().unwrap_or_default());
-            }
-        }
-        let reader = builder
-            .with_batch_size(8192)
-            .build()
-            .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+        let reader = ArchiveRows::open(bytes, FACT_COLUMNS, None)?;
+        metadata.extend(reader.metadata().clone());
         let named_shard = match &kind {
             ArchiveKey::Stream { shard, .. } => Some(shard.as_str().to_owned()),
             _ => None,
@@ -73,18 +72,14 @@ pub fn read_facts(key: &str, bytes: bytes::Bytes, recorded_sha256: Option<[u8; 3
             ..RowFacts::default()
         };
         for batch in reader {
-            let batch = batch.map_err(|e| format!("a row group cannot be read: {e}"))?;
-            let text = |name: &str| string_column(&batch, name);
-            let ids = text("event_id")?;
-            let shards = text("shard_id")?;
-            let seqs = text("sequence_number")?;
-            let times = event_time_column(&batch)?;
+            let batch = batch?;
+            let ids = batch.text("event_id")?;
+            let shards = batch.text("shard_id")?;
+            let seqs = batch.text("sequence_number")?;
+            let times = batch.event_times()?;
             // Absent from files written before quarantine existed.
-            let reasons = batch
-                .column_by_name("quarantine_reason")
-                .map(|_| text("quarantine_reason"))
-                .transpose()?;
-            for i in 0..batch.num_rows() {
+            let reasons = batch.optional_text("quarantine_reason");
+            for i in 0..batch.len() {
                 facts.count += 1;
                 if let Some(reasons) = reasons.as_ref().filter(|r| !r.is_null(i)) {
                     let seq = if seqs.is_null(i) { "" } else { seqs.value(i) };

@@ -12,10 +12,10 @@ use super::snapshot::{partition_of, KeyState, Row};
 use crate::archive::layout::{self, ArchiveKey};
 use crate::archive::{ArchiveSink, SinkError};
 use crate::encode::key_query::key_shape;
-use crate::encode::parquet::{event_time_column, meta, string_column};
+use crate::encode::parquet::meta;
+use crate::encode::read::{opt_str, ArchiveRows};
 use crate::encode::record::{QUARANTINED, SNAPSHOT};
 use arrow_array::{Array, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -168,6 +168,18 @@ pub async fn spill_table(
     })
 }
 
+/// The columns the state needs of a row (not the stream's ARN, view type, size or who).
+const STATE_COLUMNS: &[&str] = &[
+    "event_id",
+    "event_name",
+    "event_time",
+    "keys",
+    "new_image",
+    "old_image",
+    "shard_id",
+    "sequence_number",
+];
+
 fn spill_file(
     key: &str,
     bytes: bytes::Bytes,
@@ -178,20 +190,12 @@ fn spill_file(
         location: key.to_owned(),
         message: e.to_string(),
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
-    let metadata: HashMap<String, String> = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .into_iter()
-        .flatten()
-        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
-        .collect();
-    let reader = builder.build().map_err(|e| bad(&e))?;
+    let reader = ArchiveRows::open(bytes, STATE_COLUMNS, None).map_err(|e| bad(&e))?;
+    let metadata = reader.metadata().clone();
     let mut facts = FileFacts::default();
     for batch in reader {
         let batch = batch.map_err(|e| bad(&e))?;
-        let text = |name: &str| string_column(&batch, name).map_err(|e| bad(&e));
+        let text = |name: &str| batch.text(name).map_err(|e| bad(&e));
         let (ids, names, keys, news, olds, shards, seqs) = (
             text("event_id")?,
             text("event_name")?,
@@ -201,9 +205,9 @@ fn spill_file(
             text("shard_id")?,
             text("sequence_number")?,
         );
-        let times = event_time_column(&batch).map_err(|e| bad(&e))?;
-        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
-        for i in 0..batch.num_rows() {
+        let times = batch.event_times().map_err(|e| bad(&e))?;
+        let opt = |a: &StringArray, i: usize| opt_str(a, i).map(str::to_owned);
+        for i in 0..batch.len() {
             let name = names.value(i);
             if name == QUARANTINED {
                 // Not a change of any known item: listed by `verify`, re-processed by hand.
@@ -229,13 +233,13 @@ fn spill_file(
             let row = Row {
                 keys: keys.value(i).to_owned(),
                 time_ms,
-                order: order_key(opt(&shards, i).as_deref(), opt(&seqs, i).as_deref()),
+                order: order_key(opt_str(shards, i), opt_str(seqs, i)),
                 snapshot,
                 // A change without a new image deletes the item (REMOVE, and the name DynamoDB
                 // Local gives TTL deletions).
                 remove: name == "REMOVE" || (!snapshot && news.is_null(i)),
-                new_image: opt(&news, i),
-                old_image: opt(&olds, i),
+                new_image: opt(news, i),
+                old_image: opt(olds, i),
                 event_id: ids.value(i).to_owned(),
             };
             spill.push(&row).map_err(|e| bad(&e))?;

@@ -6,9 +6,8 @@ use crate::archive::layout::{dt_of_key, ArchiveKey};
 use crate::archive::ArchiveSink;
 use crate::audit::history::{self, Event};
 use crate::config::HistoryConfig;
-use crate::encode::parquet::{event_time_column, string_column};
-use arrow_array::{Array, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use crate::encode::read::{opt_str, ArchiveRows};
+use arrow_array::StringArray;
 use parquet::file::statistics::Statistics;
 
 /// Footers read at once.
@@ -110,6 +109,18 @@ async fn events_of(
         })
 }
 
+/// The columns a timeline shows.
+const HISTORY_COLUMNS: &[&str] = &[
+    "keys",
+    "event_name",
+    "event_time",
+    "new_image",
+    "old_image",
+    "shard_id",
+    "sequence_number",
+    "user_identity",
+];
+
 fn matching_rows(
     key: &str,
     bytes: bytes::Bytes,
@@ -117,15 +128,11 @@ fn matching_rows(
     candidates: &[String],
 ) -> Result<Vec<Event>, (String, String)> {
     let bad = |e: &dyn std::fmt::Display| (key.to_owned(), e.to_string());
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| bad(&e))?
-        .with_row_groups(groups)
-        .build()
-        .map_err(|e| bad(&e))?;
+    let reader = ArchiveRows::open(bytes, HISTORY_COLUMNS, Some(groups)).map_err(|e| bad(&e))?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| bad(&e))?;
-        let text = |name: &str| string_column(&batch, name).map_err(|e| bad(&e));
+        let text = |name: &str| batch.text(name).map_err(|e| bad(&e));
         let (keys, names, news, olds, shards, seqs, who) = (
             text("keys")?,
             text("event_name")?,
@@ -135,22 +142,22 @@ fn matching_rows(
             text("sequence_number")?,
             text("user_identity")?,
         );
-        let times = event_time_column(&batch).map_err(|e| bad(&e))?;
-        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
-        for i in 0..batch.num_rows() {
+        let times = batch.event_times().map_err(|e| bad(&e))?;
+        let opt = |a: &StringArray, i: usize| opt_str(a, i).map(str::to_owned);
+        for i in 0..batch.len() {
             if !candidates.iter().any(|c| c == keys.value(i)) {
                 continue;
             }
-            let (old, new) = (opt(&olds, i), opt(&news, i));
+            let (old, new) = (opt(olds, i), opt(news, i));
             let time_ms = times.value(i);
             out.push(Event {
                 time: crate::clock::rfc3339(time_ms),
                 time_ms,
                 event: names.value(i).to_owned(),
-                who: history::who(opt(&who, i).as_deref()),
+                who: history::who(opt_str(who, i)),
                 changes: history::diff(old.as_deref(), new.as_deref()),
                 file: key.to_owned(),
-                order: history::order_key(opt(&shards, i).as_deref(), opt(&seqs, i).as_deref()),
+                order: history::order_key(opt_str(shards, i), opt_str(seqs, i)),
             });
         }
     }

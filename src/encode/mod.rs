@@ -6,6 +6,7 @@ pub mod ddl;
 pub mod json_line;
 pub mod key_query;
 pub mod parquet;
+pub mod read;
 pub mod record;
 pub mod stream_json;
 pub mod stream_split;

@@ -223,32 +223,6 @@ pub fn footer_of_tail(tail: &[u8]) -> Result<parquet::file::metadata::ParquetMet
         .map_err(|e| format!("unreadable Parquet footer: {e}"))
 }
 
-/// A string column of a batch read back from the archive, by name.
-pub fn string_column(batch: &RecordBatch, name: &str) -> Result<arrow_array::StringArray, String> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| {
-            c.as_any()
-                .downcast_ref::<arrow_array::StringArray>()
-                .cloned()
-        })
-        .ok_or_else(|| format!("no string column `{name}`"))
-}
-
-/// The `event_time` column of a batch read back from the archive.
-pub fn event_time_column(
-    batch: &RecordBatch,
-) -> Result<arrow_array::TimestampMillisecondArray, String> {
-    batch
-        .column_by_name("event_time")
-        .and_then(|c| {
-            c.as_any()
-                .downcast_ref::<arrow_array::TimestampMillisecondArray>()
-                .cloned()
-        })
-        .ok_or_else(|| "no timestamp column `event_time`".to_owned())
-}
-
 /// Errors while assembling a file.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -390,7 +364,7 @@ impl SpoolWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::types::{SequenceNumber, ShardId, StreamArn, TableName};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -267,16 +267,19 @@ fn decode(
         .map_err(|e| text(&e))?;
     let mut sample = Sample::default();
     for batch in reader {
-        let batch = batch.map_err(|e| text(&e))?;
-        let col = |name| crate::encode::parquet::string_column(&batch, name);
-        let (keys, new, old) = (col("keys")?, col("new_image")?, col("old_image")?);
+        let batch = crate::encode::read::Rows::from(batch.map_err(|e| text(&e))?);
+        let (keys, new, old) = (
+            batch.text("keys")?,
+            batch.text("new_image")?,
+            batch.text("old_image")?,
+        );
         use arrow_array::Array;
-        for i in 0..batch.num_rows() {
+        for i in 0..batch.len() {
             sample.rows += 1;
             if !keys.is_null(i) {
                 sample.add_keys(keys.value(i));
             }
-            for images in [&new, &old] {
+            for images in [new, old] {
                 if !images.is_null(i) {
                     sample.add_image(images.value(i));
                 }
