@@ -20,3 +20,19 @@ pub fn rfc3339(ms: i64) -> String {
         })
         .unwrap_or_default()
 }
+
+/// `YYYYMMDDTHHMMSSmmmZ` of an instant: names a snapshot's output and a restore's run.
+pub fn stamp(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}{:03}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}

@@ -65,3 +65,12 @@ impl SpoolRoom {
         }
     }
 }
+/// A command's working folder in the spool directory, removed when the command ends, however it
+/// ends (`snapshot`'s output before upload, `restore`'s scratch files).
+pub struct WorkDir(pub PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

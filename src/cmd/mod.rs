@@ -10,16 +10,6 @@ pub mod schema;
 pub mod snapshot;
 pub mod verify;
 
-/// A command's working folder in the spool directory, removed when the command ends, however it
-/// ends.
-pub struct WorkDir(pub std::path::PathBuf);
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// How a command failed: a usage or configuration problem (exit 2) or a runtime failure (exit 1).
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {

@@ -17,13 +17,13 @@ pub async fn run(config: SnapshotConfig) -> Result<(), CommandError> {
         .await
         .map_err(|e| CommandError::Config(e.to_string()))?;
     std::fs::create_dir_all(&config.spool_dir).map_err(|e| runtime(&e))?;
-    let stamp = stamp(config.as_of_ms);
+    let stamp = crate::clock::stamp(config.as_of_ms);
     let work = config.spool_dir.join(format!(
         "snapshot-{}-{stamp}-{}",
         config.table,
         std::process::id()
     ));
-    let _cleanup = super::WorkDir(work.clone());
+    let _cleanup = crate::spool::WorkDir(work.clone());
     let spilled = state::spill_table(&source, config.table.as_str(), &work.join("spill"), None)
         .await
         .map_err(|e| runtime(&e))?;
@@ -170,20 +170,4 @@ impl Summary {
         self.from_changes += part.items.iter().filter(|i| i.from_change).count() as u64;
         self.absent += part.absent;
     }
-}
-
-/// `YYYYMMDDTHHMMSSmmmZ` of an instant: names the output.
-pub fn stamp(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}{:03}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
 }

@@ -2,8 +2,8 @@
 //! that a value given by flag or environment can be told apart from one that should come from the
 //! config file or the built-in default (precedence: flag > env > file > default). Each help text
 //! names the default. Each command's arguments sit beside its configuration (`config/run.rs`,
-//! …); here are the parser, the options every command shares and the value enums more than one
-//! command takes. clap's types stop in `config/`: each converts into its domain's own enum.
+//! …); here are the parser, the options every command shares and every value enum (the
+//! arguments and the config file take them). clap's types stop in `config/`: each converts into its domain's own enum.
 
 use super::{
     BackfillArgs, HistoryArgs, ImportExportArgs, LeasesArgs, RestoreArgs, RunArgs, SchemaArgs,
@@ -94,6 +94,67 @@ impl From<ProgressMode> for crate::progress::ProgressMode {
             ProgressMode::Bar => Self::Bar,
             ProgressMode::Log => Self::Log,
             ProgressMode::Off => Self::Off,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartPosition {
+    /// The oldest record still in the shard (up to 24 hours back): nothing is missed.
+    TrimHorizon,
+    /// Only records written after the worker starts.
+    Latest,
+}
+
+impl From<StartPosition> for crate::stream::StartPosition {
+    fn from(v: StartPosition) -> Self {
+        match v {
+            StartPosition::TrimHorizon => Self::TrimHorizon,
+            StartPosition::Latest => Self::Latest,
+        }
+    }
+}
+
+/// `--metrics`: extra metric output besides `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricsMode {
+    Off,
+    Emf,
+}
+
+/// `schema --dialect`: which engine's SQL to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// Athena (Glue DDL in Hive's dialect, views and queries in Trino's).
+    Athena,
+    /// DuckDB.
+    Duckdb,
+}
+
+impl From<Dialect> for crate::views::render::Dialect {
+    fn from(v: Dialect) -> Self {
+        match v {
+            Dialect::Athena => Self::Athena,
+            Dialect::Duckdb => Self::Duckdb,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotFormat {
+    Parquet,
+    DynamodbJson,
+}
+
+impl From<SnapshotFormat> for crate::audit::snapshot_out::SnapshotFormat {
+    fn from(v: SnapshotFormat) -> Self {
+        match v {
+            SnapshotFormat::Parquet => Self::Parquet,
+            SnapshotFormat::DynamodbJson => Self::DynamodbJson,
         }
     }
 }

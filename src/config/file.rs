@@ -2,10 +2,7 @@
 //! typo never silently falls back to a default. Keys of every command are accepted in one file, so
 //! one file can serve the worker and the CLI tools.
 
-use super::cli::{LogFormat, ProgressMode};
-use super::run::{MetricsMode, StartPosition};
-use super::schema::Dialect;
-use super::snapshot::SnapshotFormat;
+use super::cli::{Dialect, LogFormat, MetricsMode, ProgressMode, SnapshotFormat, StartPosition};
 use super::ConfigError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

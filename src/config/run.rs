@@ -1,12 +1,12 @@
 //! `dynamo-archiver run`: the worker's arguments and their validation into the worker's
 //! [`Settings`] and the process around it (HTTP endpoint, logs, metrics).
 
-use super::cli::CommonArgs;
+use super::cli::{CommonArgs, MetricsMode, StartPosition};
 use super::resolve::*;
 use super::{ConfigError, LogConfig};
 use crate::archive::ArchiveUri;
 use crate::pipeline::worker::{Output, Settings};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -107,32 +107,6 @@ pub struct RunArgs {
     /// (`emf`), for alarms without a Prometheus scraper; or `off`. [default: off]
     #[arg(long, env = "ARCHIVER_METRICS", value_name = "M")]
     pub metrics: Option<MetricsMode>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StartPosition {
-    /// The oldest record still in the shard (up to 24 hours back): nothing is missed.
-    TrimHorizon,
-    /// Only records written after the worker starts.
-    Latest,
-}
-
-impl From<StartPosition> for crate::stream::StartPosition {
-    fn from(v: StartPosition) -> Self {
-        match v {
-            StartPosition::TrimHorizon => Self::TrimHorizon,
-            StartPosition::Latest => Self::Latest,
-        }
-    }
-}
-
-/// `--metrics`: extra metric output besides `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MetricsMode {
-    Off,
-    Emf,
 }
 
 /// The validated configuration of `dynamo-archiver run`.

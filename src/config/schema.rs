@@ -1,11 +1,11 @@
 //! `dynamo-archiver schema`: its arguments and their validation.
 
-use super::cli::CommonArgs;
+use super::cli::{CommonArgs, Dialect};
 use super::resolve::*;
 use super::{ConfigError, LogConfig};
 use crate::archive::ArchiveUri;
 use crate::types::TableName;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct SchemaArgs {
@@ -43,25 +43,6 @@ pub struct SchemaArgs {
     /// `athena` or `duckdb`. [default: both]
     #[arg(long, env = "ARCHIVER_DIALECT", value_name = "D")]
     pub dialect: Option<Dialect>,
-}
-
-/// `schema --dialect`: which engine's SQL to print.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dialect {
-    /// Athena (Glue DDL in Hive's dialect, views and queries in Trino's).
-    Athena,
-    /// DuckDB.
-    Duckdb,
-}
-
-impl From<Dialect> for crate::views::render::Dialect {
-    fn from(v: Dialect) -> Self {
-        match v {
-            Dialect::Athena => Self::Athena,
-            Dialect::Duckdb => Self::Duckdb,
-        }
-    }
 }
 
 /// `schema --sample` when not given: enough rows to see rare attributes and the widest numbers

@@ -1,11 +1,11 @@
 //! `dynamo-archiver snapshot`: its arguments and their validation.
 
-use super::cli::CommonArgs;
+use super::cli::{CommonArgs, SnapshotFormat};
 use super::resolve::*;
 use super::{ConfigError, LogConfig};
 use crate::archive::ArchiveUri;
 use crate::types::TableName;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Debug, Args, Clone, Default)]
@@ -43,22 +43,6 @@ pub struct SnapshotArgs {
     /// gzip JSON lines of `{"Item": …}`, what `aws dynamodb import-table` reads). [default: parquet]
     #[arg(long, env = "ARCHIVER_FORMAT", value_name = "F")]
     pub format: Option<SnapshotFormat>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SnapshotFormat {
-    Parquet,
-    DynamodbJson,
-}
-
-impl From<SnapshotFormat> for crate::audit::snapshot_out::SnapshotFormat {
-    fn from(v: SnapshotFormat) -> Self {
-        match v {
-            SnapshotFormat::Parquet => Self::Parquet,
-            SnapshotFormat::DynamodbJson => Self::DynamodbJson,
-        }
-    }
 }
 
 /// The validated configuration of `dynamo-archiver snapshot`.

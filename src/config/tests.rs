@@ -218,7 +218,7 @@ fn schema_infer_sample_and_dialect() {
         (c.infer, c.dialect),
         (Some(5), Some(crate::views::render::Dialect::Duckdb))
     );
-    a.dialect = Some(schema::Dialect::Athena);
+    a.dialect = Some(cli::Dialect::Athena);
     a.sample = Some(9);
     let c = SchemaConfig::resolve(&a).unwrap();
     assert_eq!(

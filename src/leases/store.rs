@@ -3,10 +3,13 @@
 
 use super::item::attr;
 pub use super::item::{Checkpoint, Lease, LeaseKey};
-use super::table::TABLE_ACTIVE_DEADLINE;
 use crate::types::{ShardId, StreamArn, TableName};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue as A;
+use std::time::Duration;
+
+/// How long creating the lease table may take before we give up.
+pub(super) const TABLE_ACTIVE_DEADLINE: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {

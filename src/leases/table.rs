@@ -2,17 +2,13 @@
 //! and the worker's permissions on it tried at start-up without changing it.
 
 use super::item::attr;
-use super::store::{LeaseError, LeaseStore};
+use super::store::{LeaseError, LeaseStore, TABLE_ACTIVE_DEADLINE};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue as A, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
 use std::collections::HashMap;
-use std::time::Duration;
-
-/// How long creating the lease table may take before we give up.
-pub(super) const TABLE_ACTIVE_DEADLINE: Duration = Duration::from_secs(120);
 
 impl LeaseStore {
     /// Tries every call the worker makes on the lease table without changing it: a Scan of one

@@ -39,7 +39,7 @@ pub async fn restore(
         s.table,
         std::process::id()
     ));
-    let _cleanup = crate::cmd::WorkDir(scratch.clone());
+    let _cleanup = crate::spool::WorkDir(scratch.clone());
     std::fs::create_dir_all(&scratch).map_err(|source| RestoreError::Spool {
         path: scratch.clone(),
         source,
@@ -155,10 +155,7 @@ pub async fn restore(
     }
 
     // The record, then the writes.
-    let run_id = format!(
-        "{}-{plan_id}",
-        crate::cmd::snapshot::stamp(crate::clock::now_ms())
-    );
+    let run_id = format!("{}-{plan_id}", crate::clock::stamp(crate::clock::now_ms()));
     let caller = record::caller(&clients.sts).await;
     let started = Started {
         run_id: run_id.clone(),
