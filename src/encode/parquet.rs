@@ -268,10 +268,12 @@ pub struct SpooledFile {
     pub rows: u64,
 }
 
-/// An archive file being written to local disk, one row group per `write`.
-/// The write buffer of a spool file.
-const SPOOL_BUFFER_BYTES: usize = 128 << 10;
+/// The write buffer of a spool file. Every open file (one per shard) holds one: at 256 shards,
+/// 128 KiB each was 32 MiB of a 256 MiB worker. Parquet writes whole pages, and a write larger
+/// than the buffer bypasses it, so a small buffer costs few syscalls.
+const SPOOL_BUFFER_BYTES: usize = 32 << 10;
 
+/// An archive file being written to local disk, one row group per `write`.
 pub struct SpoolWriter {
     writer: ArrowWriter<HashingFile>,
     path: PathBuf,
@@ -286,8 +288,6 @@ impl SpoolWriter {
         };
         let file = std::fs::File::create(path).map_err(io)?;
         let sink = HashingFile {
-            // Every open file holds this buffer: 64 shards with 1 MiB each were a fifth of the
-            // soak's memory. Parquet writes whole pages, so a small buffer costs few syscalls.
             file: std::io::BufWriter::with_capacity(SPOOL_BUFFER_BYTES, file),
             hasher: Sha256::new(),
             bytes: 0,
