@@ -35,7 +35,7 @@ How it works
    (action, resource kind) pairs; RESOURCE_KINDS classifies the resource expressions.
 5. **Template consistency** (same run): every Glue table's columns equal schemas/archive-v1.json
    (Firehose tables: schemas/firehose-glue-v1.json), and every `ARCHIVER_*` variable a task definition
-   sets is an option of the command that container runs (src/config/cli.rs), so no setting is
+   sets is an option of the command that container runs (src/config/), so no setting is
    silently ignored. PENDING_OPTIONS lists variables whose option is still being written.
 6. **The verdict**, per role and scenario: a required pair not granted, a granted pair nothing
    calls, a wildcard action, `Resource: "*"` (outside STAR_REQUIRED), `NotAction`/`NotResource`,
@@ -139,7 +139,15 @@ TARGETS: list[tuple[str, str, str]] = [
     ("src/archive/", "s3", "archive"),             # the same, where the S3 writer now lives
     ("src/sink/firehose.rs", "firehose", "firehose"),
     ("src/export/", "s3", "export"),               # a DynamoDB Export read by import-export
+    ("src/export/", "dynamodb", "source"),         # DescribeTable of --table (key names)
+    # Shared wrappers: their calls touch what their callers' calls would (CALLER below).
+    ("src/dynamo.rs", "dynamodb", "caller"),       # DescribeTable: source tables, the lease table
 ]
+
+# The group of a shared wrapper's call sites: for each task role, the groups of the modules in the
+# role's reach that use the wrapper (the lease table's module makes DescribeTable a lease-table
+# call, the stream and backfill modules make it a source-table call).
+CALLER = "caller"
 
 # (group, resource role) -> resource kind, and the feature that makes it needed (None: always).
 KINDS: dict[tuple[str, str], tuple[str, str | None]] = {
@@ -204,7 +212,7 @@ STAR_REQUIRED: dict[tuple[str, str], str] = {
     ("TaskExecutionRole", "ecr:GetAuthorizationToken"): "ECR's GetAuthorizationToken has no resource-level permissions (AWS requires Resource *)",
 }
 
-# Container name in a task definition -> the clap argument structs (src/config/cli.rs) of the
+# Container name in a task definition -> the clap argument structs (src/config/) of the
 # commands it runs; every ARCHIVER_* variable it sets must be an option of each of them.
 CONTAINER_COMMANDS: dict[str, list[str]] = {
     "worker": ["RunArgs"],
@@ -320,6 +328,9 @@ class RustFile:
     module: tuple[str, ...]   # ("crate", "sink", "s3")
     code: str                 # comments, strings and #[cfg(test)] items blanked
     child_mods: set[str] = field(default_factory=set)
+    # `mod x;` without `pub`: part of this module (its impl blocks extend this module's types,
+    # e.g. leases::table's `impl LeaseStore`), so reaching this module reaches it.
+    private_mods: set[str] = field(default_factory=set)
 
 
 def module_of(rel: str) -> tuple[str, ...]:
@@ -339,7 +350,8 @@ def load_rust(src: Path) -> dict[tuple[str, ...], RustFile]:
         code, excluded = strip_cfg_test(code)
         mod = module_of(rel)
         kids = set(re.findall(r"\bmod\s+(\w+)\s*;", code)) - excluded
-        files[mod] = RustFile(rel, mod, code, kids)
+        private = set(re.findall(r"(?m)^\s*mod\s+(\w+)\s*;", code)) - excluded
+        files[mod] = RustFile(rel, mod, code, kids, private)
     return files
 
 
@@ -377,7 +389,7 @@ def referenced_modules(f: RustFile, files: dict[tuple[str, ...], RustFile]) -> s
         paths.extend(kid + "::" + p for p in re.findall(rf"(?<![\w:.]){kid}\s*::\s*((?:\w+\s*::\s*)*\w+)", f.code))
     # `super` is relative to the module the file *is*; for a mod.rs that is the module itself.
     here = f.module if f.module != ("crate", "<main>") else ("crate",)
-    out: set[tuple[str, ...]] = set()
+    out: set[tuple[str, ...]] = {here + (kid,) for kid in f.private_mods if here + (kid,) in files}
     for raw in paths:
         segs = [s for s in re.sub(r"\s+", "", raw).split("::") if s]
         if not segs:
@@ -408,6 +420,13 @@ def referenced_modules(f: RustFile, files: dict[tuple[str, ...], RustFile]) -> s
     return out
 
 
+# Modules that hold values and call nothing: reaching them does not reach what their types name.
+# `config` names every command's domain types (a snapshot format, a progress mode) to convert
+# clap's values into them; the worker reaching its own configuration does not make it call
+# what `snapshot` or `restore` call.
+VALUES_ONLY = ("src/config/",)
+
+
 def reachable(entries: list[str], files: dict[tuple[str, ...], RustFile]) -> set[tuple[str, ...]]:
     by_path = {f.path: m for m, f in files.items()}
     todo = [by_path[e] for e in entries]
@@ -417,6 +436,8 @@ def reachable(entries: list[str], files: dict[tuple[str, ...], RustFile]) -> set
         if m in seen:
             continue
         seen.add(m)
+        if files[m].path.startswith(VALUES_ONLY):
+            continue
         todo.extend(referenced_modules(files[m], files) - seen)
     return seen
 
@@ -517,7 +538,28 @@ class Need:
     feature: str | None
 
 
-def needs_of(sites: list[CallSite], errors: list[str]) -> dict[Need, list[CallSite]]:
+def caller_groups(
+    mods: set[tuple[str, ...]], files: dict[tuple[str, ...], RustFile], sites: dict[str, list[CallSite]]
+) -> dict[str, set[str]]:
+    """Wrapper path -> the groups of its users among `mods` (see CALLER)."""
+    wrappers = [prefix for prefix, _, group in TARGETS if group == CALLER]
+    out: dict[str, set[str]] = {}
+    for m in mods:
+        f = files[m]
+        for r in referenced_modules(f, files):
+            path = files[r].path
+            if not any(path.startswith(w) for w in wrappers):
+                continue
+            for service in {c.service for c in sites[path]}:
+                group = target_of(f.path, service)
+                if group is not None and group != CALLER:
+                    out.setdefault(path, set()).add(group)
+    return out
+
+
+def needs_of(
+    sites: list[CallSite], errors: list[str], callers: dict[str, set[str]] | None = None
+) -> dict[Need, list[CallSite]]:
     out: dict[Need, list[CallSite]] = {}
     for s in sites:
         actions = OPERATIONS.get((s.service, s.op))
@@ -534,7 +576,16 @@ def needs_of(sites: list[CallSite], errors: list[str]) -> dict[Need, list[CallSi
                 "which resource it touches"
             )
             continue
-        for action, role in actions:
+        groups = [group]
+        if group == CALLER:
+            groups = sorted((callers or {}).get(s.path, set()))
+            if not groups:
+                errors.append(
+                    f"{s.path}:{s.line}: no module of this role that uses the wrapper has a "
+                    f"{s.service} entry in TARGETS: say what its calls touch"
+                )
+                continue
+        for group, (action, role) in ((g, a) for g in groups for a in actions):
             if role == "*":
                 out.setdefault(Need(action, "*", None), []).append(s)
                 continue
@@ -774,9 +825,12 @@ def glue_problems(tpl: dict) -> list[str]:
     return out
 
 
-def cli_env_vars(cli_rs: Path) -> dict[str, set[str]]:
-    """clap argument struct -> the environment variables of its options (flattened structs too)."""
-    code = blank_comments_and_strings_keep(cli_rs.read_text())
+def cli_env_vars(config_dir: Path) -> dict[str, set[str]]:
+    """clap argument struct -> the environment variables of its options (flattened structs too),
+    from every file of src/config/ (each command's arguments sit in its own file)."""
+    code = "\n".join(
+        blank_comments_and_strings_keep(p.read_text()) for p in sorted(config_dir.glob("*.rs"))
+    )
     structs: dict[str, tuple[set[str], set[str]]] = {}
     for m in re.finditer(r"\bpub\s+struct\s+(\w+)\s*\{", code):
         body = code[m.end(): matching_brace(code, m.end() - 1)]
@@ -800,8 +854,8 @@ def blank_comments_and_strings_keep(text: str) -> str:
     return re.sub(r"//[^\n]*", "", text)
 
 
-def env_problems(tpl: dict, cli_rs: Path, notes: list[str]) -> list[str]:
-    options = cli_env_vars(cli_rs)
+def env_problems(tpl: dict, config_dir: Path, notes: list[str]) -> list[str]:
+    options = cli_env_vars(config_dir)
     out = []
     for name, params, _ in SCENARIOS:
         r = Resolver(tpl, params)
@@ -823,7 +877,7 @@ def env_problems(tpl: dict, cli_rs: Path, notes: list[str]) -> list[str]:
                         elif not known and var in PENDING_OPTIONS:
                             notes.append(f"{lid}/{c['Name']}: {var} is not yet an option of {st} ({PENDING_OPTIONS[var]}); the binary ignores it until then")
                         elif not known:
-                            out.append(f"[{name}] {lid}/{c['Name']}: {var} is no option of {st} (src/config/cli.rs): the binary would ignore it")
+                            out.append(f"[{name}] {lid}/{c['Name']}: {var} is no option of {st} (src/config/): the binary would ignore it")
     return out
 
 
@@ -1072,14 +1126,14 @@ def main() -> int:
     notes: list[str] = []
     errors.extend(glue_problems(tpl))
     errors.extend(guard_problems(tpl))
-    errors.extend(env_problems(tpl, Path(args.src) / "config" / "cli.rs", notes))
+    errors.extend(env_problems(tpl, Path(args.src) / "config", notes))
 
     print("AWS operations called by the binary, by task role (from src/, module reachability):")
     role_needs: dict[str, dict[Need, list[CallSite]]] = {}
     role_mods = {role: reachable(entries, files) for role, entries in ROLES.items()}
     for role, entries in ROLES.items():
         role_sites = [s for m in sorted(role_mods[role]) for s in sites[files[m].path]]
-        role_needs[role] = needs_of(role_sites, errors)
+        role_needs[role] = needs_of(role_sites, errors, caller_groups(role_mods[role], files, sites))
         print(f"\n  {role} (commands: {', '.join(Path(e).stem.replace('_', '-') for e in entries)})")
         for need, where in sorted(role_needs[role].items(), key=lambda kv: (kv[0].action, kv[0].kind)):
             ops = sorted({f"{s.op} ({s.path}:{s.line})" for s in where})
@@ -1112,7 +1166,7 @@ def main() -> int:
                 errors.append(f"[{name}] {role}: {a} on {k} is called ({where}) but not granted")
             for a, k in extra:
                 errors.append(f"[{name}] {role}: {a} on {k} is granted ({', '.join(sorted(have[(a, k)]))}) but nothing calls it")
-    print(f"\nAlso checked: Glue columns against {ARCHIVE_SCHEMA.name} and {FIREHOSE_SCHEMA.name}, task environment against src/config/cli.rs,")
+    print(f"\nAlso checked: Glue columns against {ARCHIVE_SCHEMA.name} and {FIREHOSE_SCHEMA.name}, task environment against src/config/,")
     print(f"and the server-side guards ({len(GUARD_SCENARIOS)} scenarios, without and with a break-glass role):")
     for g in GUARDS:
         print(f"  {g.name + ':':<20} Deny of {', '.join(g.actions)} in the {g.holder}")
