@@ -102,23 +102,7 @@ impl ImportExportConfig {
             });
         }
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let key_attributes: Vec<String> = if args.key_attributes.is_empty() {
-            file.key_attributes.clone().unwrap_or_default()
-        } else {
-            args.key_attributes.clone()
-        };
-        let key_attributes: Vec<String> = key_attributes
-            .iter()
-            .map(|k| k.trim().to_owned())
-            .filter(|k| !k.is_empty())
-            .collect();
-        if key_attributes.len() > 2 {
-            return Err(ConfigError::BadValue {
-                option: "--key-attributes",
-                message: "a DynamoDB key has one or two attributes: PARTITION_KEY[,SORT_KEY]"
-                    .into(),
-            });
-        }
+        let key_attributes = key_attributes(&args.key_attributes, &file)?;
         let from_table = args
             .from_table
             .as_ref()
@@ -128,7 +112,7 @@ impl ImportExportConfig {
         Ok(Self {
             export,
             from_table,
-            key_attributes: (!key_attributes.is_empty()).then_some(key_attributes),
+            key_attributes,
             table: tables.remove(0),
             archive: required_archive(args.archive.as_ref(), &file)?,
             parallel: parallel(args.parallel, &file)?.unwrap_or(cpus.min(8)),

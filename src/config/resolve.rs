@@ -217,3 +217,28 @@ pub(super) fn one_table(
     }
     Ok(tables.remove(0))
 }
+
+/// `--key-attributes` (the flags, else the file's `key_attributes`): one or two names, partition
+/// key first; `None` when none are given.
+pub(super) fn key_attributes(
+    cli: &[String],
+    file: &FileConfig,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let given = if cli.is_empty() {
+        file.key_attributes.clone().unwrap_or_default()
+    } else {
+        cli.to_vec()
+    };
+    let names: Vec<String> = given
+        .iter()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
+    if names.len() > 2 {
+        return Err(ConfigError::BadValue {
+            option: "--key-attributes",
+            message: "a DynamoDB key has one or two attributes: PARTITION_KEY[,SORT_KEY]".into(),
+        });
+    }
+    Ok((!names.is_empty()).then_some(names))
+}

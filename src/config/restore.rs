@@ -172,29 +172,14 @@ impl RestoreConfig {
                 })
             }
         };
-        let key_attributes: Vec<String> = if args.key_attributes.is_empty() {
-            file.key_attributes.clone().unwrap_or_default()
-        } else {
-            args.key_attributes.clone()
-        }
-        .into_iter()
-        .map(|k| k.trim().to_owned())
-        .filter(|k| !k.is_empty())
-        .collect();
-        if key_attributes.len() > 2 {
-            return Err(ConfigError::BadValue {
-                option: "--key-attributes",
-                message: "a DynamoDB key has one or two attributes: PARTITION_KEY[,SORT_KEY]"
-                    .into(),
-            });
-        }
+        let key_attributes = key_attributes(&args.key_attributes, &file)?;
         Ok(Self {
             archive: required_archive(args.archive.as_ref(), &file)?,
             table,
             as_of_ms: as_of(args.as_of.as_ref(), &file)?,
             to_table,
             create,
-            key_attributes: (!key_attributes.is_empty()).then_some(key_attributes),
+            key_attributes,
             in_place,
             dry_run: args.dry_run || file.dry_run.unwrap_or(false),
             keys,
