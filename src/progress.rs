@@ -100,6 +100,16 @@ fn bar(labels: &Labels) -> ProgressBar {
     .with_prefix(labels.title.clone())
 }
 
+/// Where the bar stands: past an estimate (a Scan's item count is approximate) it stays full,
+/// and with no estimate its one step is never reached.
+fn bar_position(items: u64, expected: u64) -> u64 {
+    if expected == 0 {
+        0
+    } else {
+        items.min(expected)
+    }
+}
+
 /// Reports until `stop` is cancelled; the caller awaits the handle.
 pub fn spawn_reporter(
     mode: ProgressMode,
@@ -127,8 +137,7 @@ pub fn spawn_reporter(
             let elapsed = started.elapsed();
             match &drawn {
                 Some(bar) => {
-                    // Past an estimate (a Scan's item count is approximate) the bar stays full.
-                    bar.set_position(progress.items().min(labels.expected_items.max(1)));
+                    bar.set_position(bar_position(progress.items(), labels.expected_items));
                     bar.set_message(details(&progress, &labels, elapsed, false));
                 }
                 None => tracing::info!(
@@ -256,9 +265,14 @@ mod tests {
     }
 
     #[test]
-    fn a_bar_reports_into_a_hidden_target_and_stops() {
-        // The reporter's bar path, drawn nowhere: it must take positions past the estimate and
-        // end when stopped.
+    fn the_bar_stops_full_past_an_estimate_and_empty_without_one() {
+        assert_eq!(bar_position(5, 10), 5);
+        assert_eq!(
+            bar_position(25, 10),
+            10,
+            "a Scan's estimate is exceeded: full"
+        );
+        assert_eq!(bar_position(25, 0), 0, "no estimate: no bar to fill");
         let labels = Labels {
             title: "restore users".into(),
             expected_items: 10,
@@ -267,10 +281,9 @@ mod tests {
         };
         let b = bar(&labels);
         b.set_draw_target(ProgressDrawTarget::hidden());
-        b.set_position(25u64.min(labels.expected_items));
-        assert_eq!(b.position(), 10);
+        b.set_position(bar_position(25, labels.expected_items));
+        assert_eq!(b.position(), b.length().unwrap(), "drawn full");
         b.finish_and_clear();
-        assert!(b.is_finished());
     }
 
     #[test]

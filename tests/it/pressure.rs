@@ -38,6 +38,19 @@ fn worker(
     Archiver::start_env(stack, &args, &all_env)
 }
 
+/// `n` open shards without parents.
+fn open_roots(n: usize) -> Vec<crate::sim::streams::Shard> {
+    (0..n)
+        .map(|i| {
+            Graph::shard(
+                &format!("shardId-0000000176376960000{i}-0000000{i}"),
+                None,
+                false,
+            )
+        })
+        .collect()
+}
+
 async fn faulty_table(stack: &Stack) {
     stack
         .create_table("faulty", "id", Some(StreamViewType::NewAndOldImages))
@@ -103,15 +116,7 @@ async fn a_shard_that_keeps_failing_restarts_ever_more_slowly_and_fails_healthz(
 async fn a_describe_stream_that_takes_15_seconds_costs_no_lease() {
     let stack = Stack::start().await;
     faulty_table(&stack).await;
-    let shards: Vec<_> = (0..4)
-        .map(|i| {
-            Graph::shard(
-                &format!("shardId-0000000176376960000{i}-0000000{i}"),
-                None,
-                false,
-            )
-        })
-        .collect();
+    let shards = open_roots(4);
     let graph = Graph::fill(shards, 40, 3, 10, |k, _| (k % 4) as usize);
     let total = graph.shards.iter().map(|s| s.records.len()).sum::<usize>();
     let server = FaultStreams::start(
@@ -159,15 +164,7 @@ async fn a_describe_stream_that_takes_15_seconds_costs_no_lease() {
 async fn max_leases_leaves_shards_to_other_workers() {
     let stack = Stack::start().await;
     faulty_table(&stack).await;
-    let shards: Vec<_> = (0..5)
-        .map(|i| {
-            Graph::shard(
-                &format!("shardId-0000000176376960000{i}-0000000{i}"),
-                None,
-                false,
-            )
-        })
-        .collect();
+    let shards = open_roots(5);
     let graph = Graph::fill(shards, 50, 2, 10, |k, _| (k % 5) as usize);
     let total = graph.shards.iter().map(|s| s.records.len()).sum::<usize>();
     let server = FaultStreams::start(graph, Faults::default()).await;
