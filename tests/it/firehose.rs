@@ -177,7 +177,16 @@ async fn firehose_lines_equal_the_parquet_rows() {
         ),
     );
     let lines = wait_for_lines(&stack, "lines/", expected, &a).await;
-    let (_, metrics) = http_get(port, "/metrics").expect("/metrics answers");
+    // Lines land in S3 inside Firehose's answer; the worker counts them when the answer is back.
+    let metrics = poll(
+        "the worker to count every line written",
+        Duration::from_secs(30),
+        || async {
+            let (_, m) = http_get(port, "/metrics")?;
+            (metric_total(&m, "archiver_records_written_total") >= expected as f64).then_some(m)
+        },
+    )
+    .await;
     a.stop();
 
     let line_rows: Vec<Row> = lines.iter().map(|(k, v)| as_row(k, v)).collect();
