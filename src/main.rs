@@ -17,8 +17,15 @@ use tokio_util::sync::CancellationToken;
 /// measured in the 64-shard soak (docs/PERFORMANCE.md): transparent huge pages are off (the
 /// `no_thp` feature; with them, 192 of 267 MiB resident were 2 MiB pages backing small
 /// allocations), and freed pages go back to the OS after 10 ms instead of 1 s ([`PURGE_DELAY_MS`]).
+#[cfg(not(feature = "heap-profile"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// With the `heap-profile` feature, Rust's allocations are counted by dhat (C code's still go to
+/// mimalloc): a profile for finding what holds memory at the peak, not a build to run.
+#[cfg(feature = "heap-profile")]
+#[global_allocator]
+static GLOBAL: dhat::Alloc = dhat::Alloc;
 
 /// `mi_option_purge_delay` in mimalloc 3's `mimalloc.h` (the Rust bindings leave it unnamed).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -34,6 +41,10 @@ fn main() {
         // SAFETY: a plain FFI call with a valid option index and value; no pointers involved.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     }
+    #[cfg(feature = "heap-profile")]
+    let profiler = dhat::Profiler::builder()
+        .file_name(format!("dhat-heap-{}.json", std::process::id()))
+        .build();
     let cli = Cli::parse();
     let code = match dispatch(cli) {
         Ok(()) => 0,
@@ -43,6 +54,8 @@ fn main() {
                 .map_or(1, CommandError::exit_code)
         }
     };
+    #[cfg(feature = "heap-profile")]
+    drop(profiler);
     std::process::exit(code);
 }
 

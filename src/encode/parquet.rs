@@ -112,13 +112,20 @@ pub fn arrow_schema() -> SchemaRef {
         .clone()
 }
 
-/// Encodes rows column by column into one Arrow batch.
-pub fn to_record_batch(
-    rows: &[ChangeRecord],
+/// Encodes rows column by column into one Arrow batch. The rows may lie in several vectors (a
+/// shard's pending pages, each exactly as long as it was read): any iterator that can be walked
+/// more than once.
+pub fn to_record_batch<'a, I>(
+    rows: I,
     archived_at_ms: i64,
-) -> Result<RecordBatch, arrow_schema::ArrowError> {
-    let n = rows.len();
-    let text = |f: &dyn Fn(&ChangeRecord) -> usize| rows.iter().map(f).sum::<usize>();
+) -> Result<RecordBatch, arrow_schema::ArrowError>
+where
+    I: IntoIterator<Item = &'a ChangeRecord>,
+    I::IntoIter: Clone,
+{
+    let rows = rows.into_iter();
+    let n = rows.clone().count();
+    let text = |f: &dyn Fn(&ChangeRecord) -> usize| rows.clone().map(f).sum::<usize>();
     let mut event_id = StringBuilder::with_capacity(n, text(&|r| r.event_id.len()));
     let mut event_name = StringBuilder::with_capacity(n, n * 6);
     let mut event_time = TimestampMillisecondBuilder::with_capacity(n);
@@ -305,18 +312,22 @@ impl SpoolWriter {
     }
 
     /// Encodes `rows` as one row group.
-    pub fn write(&mut self, rows: &[ChangeRecord], archived_at_ms: i64) -> Result<(), WriteError> {
-        if rows.is_empty() {
+    pub fn write<'a, I>(&mut self, rows: I, archived_at_ms: i64) -> Result<(), WriteError>
+    where
+        I: IntoIterator<Item = &'a ChangeRecord>,
+        I::IntoIter: Clone,
+    {
+        let batch = to_record_batch(rows, archived_at_ms)?;
+        if batch.num_rows() == 0 {
             return Ok(());
         }
-        let batch = to_record_batch(rows, archived_at_ms)?;
         let pq = |source| WriteError::Parquet {
             path: self.path.clone(),
             source,
         };
         self.writer.write(&batch).map_err(pq)?;
         self.writer.flush().map_err(pq)?;
-        self.rows += rows.len() as u64;
+        self.rows += batch.num_rows() as u64;
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! A worker's memory budgets, shared by the shards it runs, so memory stays bounded whatever the
-//! shard count: pending rows (`PENDING_BUDGET_BYTES`), pages read ahead, and row groups encoded
-//! at once (one per core). The page budget itself is the reader's (`stream::reader::page_limit`),
-//! fed by the same count of running shards.
+//! shard count: pending rows (`PENDING_BUDGET_BYTES`), pages (the read budget, a semaphore every
+//! page takes its expected bytes from: `stream::reader::PageTicket`), and row groups encoded at
+//! once (one per core). Streams calls in flight, and with them HTTP connections and their
+//! buffers, are capped by the Streams client itself (`stream::repair::MAX_CALLS_IN_FLIGHT`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ const SLOTS_OPEN: &str = "the encode semaphore is never closed";
 pub struct Budgets {
     running: Arc<AtomicUsize>,
     encode_slots: Arc<Semaphore>,
+    pages: Arc<Semaphore>,
 }
 
 impl Default for Budgets {
@@ -47,7 +49,13 @@ impl Budgets {
         Self {
             running: Arc::default(),
             encode_slots: Arc::new(Semaphore::new(cores)),
+            pages: crate::stream::reader::page_budget(),
         }
+    }
+
+    /// The read budget every reader of this worker takes its pages' bytes from.
+    pub fn page_budget(&self) -> Arc<Semaphore> {
+        self.pages.clone()
     }
 
     /// The count of running shard tasks, which the readers' page budget divides by.

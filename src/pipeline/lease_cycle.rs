@@ -440,6 +440,7 @@ async fn spawn(
         streams: ctx.clients.streams.clone(),
         metrics: ctx.metrics.clone(),
         running: ctx.settings.budgets.running_counter(),
+        page_budget: ctx.settings.budgets.page_budget(),
         spool: matches!(ctx.sink, Destination::Archive(_)).then(|| crate::spool::SpoolRoom {
             dir: ctx.settings.spool_dir.clone(),
             metrics: ctx.metrics.clone(),

@@ -85,6 +85,8 @@ pub struct ReaderSpec {
     pub streams: aws_sdk_dynamodbstreams::Client,
     pub metrics: Arc<Metrics>,
     pub running: Arc<std::sync::atomic::AtomicUsize>,
+    /// The worker's read budget, shared by every reader (`stream::reader::PageTicket`).
+    pub page_budget: Arc<tokio::sync::Semaphore>,
     /// The spool volume readers wait for room on (Parquet output).
     pub spool: Option<crate::spool::SpoolRoom>,
 }

@@ -71,6 +71,7 @@ impl<O: Output> ShardTask<O> {
                 running: self.readers.running.clone(),
                 mean_record_bytes: crate::stream::reader::FIRST_GUESS_RECORD_BYTES,
                 spool: self.readers.spool.clone(),
+                page_budget: self.readers.page_budget.clone(),
             };
             let (tx, mut rx) = mpsc::channel(self.settings.budgets.read_ahead());
             let reader_stop = stop.child_token();
@@ -123,7 +124,7 @@ impl<O: Output> ShardTask<O> {
                 _ = stop.cancelled() => return self.stop().await.map(Step::Done),
                 _ = sleep_until_opt(deadline) => self.output.flush(&mut self.checkpointer).await?,
                 event = rx.recv() => match event {
-                    Some(ReadEvent::Records(mut rows)) => {
+                    Some(ReadEvent::Records(mut rows, ticket)) => {
                         if let Some(cutoff) = *skip_before_ms {
                             // `--start-position latest`: the shard's records before the instant it
                             // took effect are skipped; from the first one after it, every record.
@@ -144,7 +145,10 @@ impl<O: Output> ShardTask<O> {
                             Some(first) => {
                                 let lease = self.checkpointer.lease();
                                 self.metrics.shard_waiting(&lease.table, &lease.shard, first.event_time_ms);
-                                self.output.push(rows, &mut self.checkpointer).await?
+                                let flow = self.output.push(rows, &mut self.checkpointer).await?;
+                                // The rows are the output's now (under its own budget).
+                                drop(ticket);
+                                flow
                             }
                         }
                     }

@@ -9,6 +9,14 @@
 //!   jitter until shutdown.
 //!
 //! A busy shard is read continuously; after an empty page the reader waits [`IDLE_POLL`].
+//!
+//! **Pages are bounded per worker, not per shard.** Before each call the reader takes a
+//! [`PageTicket`] for the page's expected bytes from the worker's [`READ_BUDGET_BYTES`]; the
+//! ticket travels with the page and is given back when the writer has taken its rows. So the
+//! pages a worker holds (being fetched, waiting in channels, being handed over) never exceed the
+//! budget in expected bytes, whatever the shard count: with more shards than the budget has room
+//! for, some readers wait for a ticket. No cycle can form: a ticket is given back by the shard's
+//! writer taking the page, which never waits for a ticket.
 
 use super::api::{self, Page, Position, StreamError};
 use crate::backoff::Backoff;
@@ -18,7 +26,7 @@ use crate::metrics::{Metric, Metrics};
 use crate::types::{SequenceNumber, ShardId, StreamArn, TableName};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// The wait after an empty page: about one call per second on an idle shard, as the KCL does.
@@ -29,8 +37,9 @@ const RETRY_CAP: Duration = Duration::from_secs(20);
 /// What the reader tells the shard's writer, in stream order.
 #[derive(Debug)]
 pub enum ReadEvent {
-    /// A non-empty page of records, as archive rows.
-    Records(Vec<ChangeRecord>),
+    /// A non-empty page of records, as archive rows, with its share of the read budget (given
+    /// back when dropped: drop it once the rows are handed on).
+    Records(Vec<ChangeRecord>, PageTicket),
     /// A record that cannot become a row without inventing data; the rows before it were sent.
     /// Nothing after it is read: the shard stops there, loudly, rather than skip it.
     Invalid(RecordError),
@@ -59,10 +68,30 @@ pub struct ShardReader {
     pub mean_record_bytes: usize,
     /// Waited for before each read: the spool volume's room (Parquet output only).
     pub spool: Option<crate::spool::SpoolRoom>,
+    /// The worker's read budget, [`READ_BUDGET_BYTES`] permits of one byte (see [`page_budget`]).
+    pub page_budget: Arc<Semaphore>,
 }
 
-/// Parsed pages a worker holds at once, across all its shards. A parsed page of 1,000 records of
-/// 1 KB holds several MB; 64 shards reading 1,000-record pages held hundreds of MB in the soak.
+/// A page's share of the worker's read budget, held from before the call until the page's rows
+/// are handed on.
+#[derive(Debug)]
+pub struct PageTicket(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// A worker's read budget: one permit per byte of [`READ_BUDGET_BYTES`].
+pub fn page_budget() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(READ_BUDGET_BYTES))
+}
+
+/// The bytes a page of `limit` records is expected to hold in memory (see [`page_limit`]), at
+/// most the whole budget so that one large page can always be read.
+pub fn page_bytes(limit: i32, mean_record_bytes: usize) -> u32 {
+    let bytes = limit.max(1) as usize * (3 * mean_record_bytes + RECORD_OVERHEAD_BYTES);
+    bytes.min(READ_BUDGET_BYTES) as u32
+}
+
+/// Pages a worker holds at once, across all its shards, in expected bytes (each page takes its
+/// share before it is read, see [`PageTicket`]). A parsed page of 1,000 records of 1 KB holds
+/// several MB; 64 shards reading 1,000-record pages held hundreds of MB in the soak.
 pub const READ_BUDGET_BYTES: usize = 32 << 20;
 /// Pages of one shard in memory at once: one being fetched, one read ahead, one being encoded
 /// (from [`MANY_SHARDS`] on; fewer shards read two ahead, and have room to spare).
@@ -158,6 +187,13 @@ impl ShardReader {
                 self.running.load(std::sync::atomic::Ordering::Relaxed),
                 self.mean_record_bytes,
             );
+            let ticket = PageTicket(
+                self.page_budget
+                    .clone()
+                    .acquire_many_owned(page_bytes(limit, self.mean_record_bytes))
+                    .await
+                    .expect("the read budget is never closed"),
+            );
             match api::get_records(&self.streams, &it, limit, &source).await {
                 Ok(Page {
                     rows,
@@ -200,7 +236,7 @@ impl ShardReader {
                     if !empty {
                         self.metrics
                             .inc(Metric::RecordsRead, &labels, rows.len() as u64);
-                        if events.send(ReadEvent::Records(rows)).await.is_err() {
+                        if events.send(ReadEvent::Records(rows, ticket)).await.is_err() {
                             return;
                         }
                     }
@@ -333,5 +369,35 @@ mod tests {
                 "running {running}, mean {mean}"
             );
         }
+    }
+
+    #[test]
+    fn a_page_takes_its_expected_bytes_and_never_more_than_the_budget() {
+        // (Limit, mean record bytes, bytes taken)
+        let cases = [
+            (100, 340, 100 * (3 * 340 + 1024)),
+            (1_000, 1_000, 1_000 * 4_024),
+            (0, 1_000, 4_024),                   // a Limit of 0 is read as 1
+            (1_000, 400_000, READ_BUDGET_BYTES), // 1.2 GB expected: the whole budget, no more
+        ];
+        for (limit, mean, want) in cases {
+            assert_eq!(page_bytes(limit, mean) as usize, want, "{limit} x {mean}");
+        }
+    }
+
+    #[test]
+    fn a_second_big_page_waits_until_the_first_page_is_dropped() {
+        let budget = page_budget();
+        let big = page_bytes(1_000, 8_000); // 25 MB: one such page at a time
+        let first = PageTicket(budget.clone().try_acquire_many_owned(big).unwrap());
+        assert!(
+            budget.clone().try_acquire_many_owned(big).is_err(),
+            "a second big page waits while the first is held"
+        );
+        drop(first);
+        let second = budget.clone().try_acquire_many_owned(big).unwrap();
+        assert_eq!(budget.available_permits(), READ_BUDGET_BYTES - big as usize);
+        drop(second);
+        assert_eq!(budget.available_permits(), READ_BUDGET_BYTES);
     }
 }

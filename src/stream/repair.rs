@@ -31,6 +31,8 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// GetRecords responses rewritten so far (for logs and tests).
 pub static REPAIRED_RESPONSES: AtomicU64 = AtomicU64::new(0);
@@ -83,6 +85,17 @@ fn repair_value(v: &mut Value) -> bool {
     changed
 }
 
+/// Streams calls one client has in flight at once, whatever the shard count. Each call holds an
+/// HTTP connection, and a connection keeps its read buffer (grown to the largest body it read, up
+/// to hyper's 400 KiB) for as long as it idles in the pool; GetRecords bodies are held whole while
+/// they are decoded. With a call per shard in flight, 256 shards kept about 200 connections and
+/// their buffers, and resident memory rose with them through the whole soak. Capped, a worker
+/// holds at most this many calls' bodies and about this many connections, so memory for reading
+/// is bounded by construction (docs/PERFORMANCE.md has the measurement). 32 calls of 10–50 ms
+/// (GetRecords on AWS) serve 600–3,000 pages a second, far above what 256 shards at AWS's five
+/// GetRecords per shard per second need while tailing, and a backlog is bound by encoding first.
+pub const MAX_CALLS_IN_FLIGHT: usize = 32;
+
 /// The SDK's default HTTPS client (rustls with aws-lc, as the SDK builds it), wrapped.
 pub fn repairing_client() -> SharedHttpClient {
     let inner = aws_smithy_http_client::Builder::new()
@@ -90,12 +103,17 @@ pub fn repairing_client() -> SharedHttpClient {
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
         ))
         .build_https();
-    SharedHttpClient::new(RepairingClient { inner })
+    SharedHttpClient::new(RepairingClient {
+        inner,
+        in_flight: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
+    })
 }
 
 #[derive(Debug, Clone)]
 struct RepairingClient {
     inner: SharedHttpClient,
+    /// Shared by every connector this client hands out: the cap is per client (per worker).
+    in_flight: Arc<Semaphore>,
 }
 
 impl HttpClient for RepairingClient {
@@ -106,6 +124,7 @@ impl HttpClient for RepairingClient {
     ) -> SharedHttpConnector {
         SharedHttpConnector::new(RepairingConnector {
             inner: self.inner.http_connector(settings, components),
+            in_flight: self.in_flight.clone(),
         })
     }
 }
@@ -113,17 +132,26 @@ impl HttpClient for RepairingClient {
 #[derive(Debug, Clone)]
 struct RepairingConnector {
     inner: SharedHttpConnector,
+    in_flight: Arc<Semaphore>,
 }
 
 impl HttpConnector for RepairingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let is_get_records = request.headers().get("x-amz-target") == Some(GET_RECORDS_TARGET);
-        let call = self.inner.call(request);
-        if !is_get_records {
-            return call;
-        }
+        let inner = self.inner.clone();
+        let in_flight = self.in_flight.clone();
         HttpConnectorFuture::new(async move {
-            let response = call.await?;
+            // Held until a GetRecords body is in memory whole (other answers are small), so the
+            // cap bounds bodies as well as connections. The wait counts against the attempt's
+            // timeout like a slow network would; the semaphore is never closed.
+            let _permit = in_flight
+                .acquire_owned()
+                .await
+                .map_err(|e| ConnectorError::other(e.into(), None))?;
+            let response = inner.call(request).await?;
+            if !is_get_records {
+                return Ok(response);
+            }
             if !response.status().is_success() {
                 return Ok(response);
             }

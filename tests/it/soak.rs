@@ -5,8 +5,11 @@
 //! (`scripts/baseline_consumer.py`), side by side.
 //!
 //! `SOAK_RECORDS` (default 2,000,000), `SOAK_SHARDS` (64), `SOAK_RATE` records/s and
-//! `SOAK_SECONDS` for the latency phase (2,000 and 60), `SOAK_FLUSH_INTERVAL` (10s);
-//! `SOAK_SHARED=0` skips the two-worker phase, `SOAK_BASELINE=0` the Python baseline.
+//! `SOAK_SECONDS` for the latency phase (2,000 and 60), `SOAK_FLUSH_INTERVAL` (10s) for it and
+//! `SOAK_BACKLOG_FLUSH_INTERVAL` (60s) for the backlog;
+//! `SOAK_SHARED=0` skips the two-worker phase, `SOAK_BASELINE=0` the Python baseline. `MIMALLOC_*`
+//! variables reach the workers (`MIMALLOC_SHOW_STATS=1` adds the allocator's statistics at exit of
+//! the backlog worker to the report).
 
 use crate::sim::streams::{FaultStreams, Faults, Graph};
 use crate::support::*;
@@ -140,7 +143,8 @@ async fn soak() {
     let server = FaultStreams::start(make(true), Faults::default()).await;
     let port = free_port();
     let started = Instant::now();
-    let (mut a, archive) = worker(&stack, &server, "backlog", "60s", port);
+    let backlog_flush: String = env_or("SOAK_BACKLOG_FLUSH_INTERVAL", "60s".to_owned());
+    let (mut a, archive) = worker(&stack, &server, "backlog", &backlog_flush, port);
     let pid = a.pid();
     poll(
         "the backlog archived",
@@ -151,6 +155,12 @@ async fn soak() {
     let wall = started.elapsed().as_secs_f64();
     let (cpu, rss) = usage(pid);
     a.stop();
+    if std::env::var_os("MIMALLOC_SHOW_STATS").is_some() {
+        // mimalloc prints its statistics to stderr at exit: after the worker's last log line.
+        let log = a.log_text();
+        let stats = log.lines().skip_while(|l| !l.starts_with("subproc "));
+        report.extend(stats.map(|l| format!("  {l}")));
+    }
     let bytes: u64 = archive_files(&archive)
         .iter()
         .map(|f| std::fs::metadata(archive.join(f)).map_or(0, |m| m.len()))

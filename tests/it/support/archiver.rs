@@ -33,6 +33,8 @@ impl Archiver {
                 std::env::var("ARCHIVER_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
             .envs(stack.env())
+            // Allocator settings reach the worker, for measuring memory (scripts/soak).
+            .envs(std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")))
             .envs(
                 extra_env
                     .iter()
