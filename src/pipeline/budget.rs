@@ -14,9 +14,11 @@ pub const ROW_GROUP_BYTES: usize = 8 << 20;
 /// Raw row bytes all shard tasks of one worker may hold pending together: with many shards each
 /// gets a smaller row group (64 shards × 8 MiB would be 512 MiB, far over a 512 MiB Fargate task).
 pub const PENDING_BUDGET_BYTES: usize = 32 << 20;
-/// The smallest row group a shard writes under the budget. Smaller was tried: 128 KiB row groups
-/// at 256 shards nearly doubled the soak's peak RSS (more row groups, more encodings, each with
-/// its ZSTD contexts), so above 128 shards the floor, not the budget, bounds pending rows.
+/// The smallest row group a shard writes under the budget. Smaller was tried twice and raised the
+/// 256-shard soak's peak RSS each time, for reasons not yet found: 128 KiB row groups nearly
+/// doubled it (496 MiB), and counting each row's 264-byte struct (row groups about a fifth
+/// smaller) took it from about 220 to 352 MiB. So above 128 shards the floor, not the budget,
+/// bounds pending rows (docs/ARCHITECTURE.md, "Not yet").
 const MIN_ROW_GROUP_BYTES: usize = 256 << 10;
 /// Pages read ahead of the writer, below [`MANY_SHARDS`] running shards.
 const READ_AHEAD_PAGES: usize = 2;

@@ -11,6 +11,10 @@
 //! A body that still cannot be parsed reaches the reader as an `Unparseable` error: loud,
 //! counted, retried — never skipped.
 //!
+//! **A cap on calls in flight.** The client lets at most [`MAX_CALLS_IN_FLIGHT`] Streams calls
+//! run at once, whatever the shard count, so the connections it opens (and the read buffers they
+//! keep while idle) and the bodies it holds are bounded per worker, not per shard.
+//!
 //! **A contract beyond the repair.** This client also reads every GetRecords body *whole* into
 //! memory (`SdkBody::from(bytes)`), on AWS as on DynamoDB Local. The direct decoder depends on it:
 //! `stream::api::DecodeRows` runs before the SDK's deserializer and decodes only a body that is
