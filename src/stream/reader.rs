@@ -194,7 +194,18 @@ impl ShardReader {
                     .await
                     .expect("the read budget is never closed"),
             );
-            match api::get_records(&self.streams, &it, limit, &source).await {
+            let got = api::get_records(&self.streams, &it, limit, &source).await;
+            // Only a page with rows keeps its ticket: an empty page, an error and the waits after
+            // them (a second's idle poll, a backoff of up to 20 s) hold none, or idle and failing
+            // shards would sit on the budget that busy ones read with.
+            let mut ticket = match &got {
+                Ok(page) if !page.rows.is_empty() => Some(ticket),
+                _ => {
+                    drop(ticket);
+                    None
+                }
+            };
+            match got {
                 Ok(Page {
                     rows,
                     invalid,
@@ -236,6 +247,7 @@ impl ShardReader {
                     if !empty {
                         self.metrics
                             .inc(Metric::RecordsRead, &labels, rows.len() as u64);
+                        let ticket = ticket.take().expect("a page with rows keeps its ticket");
                         if events.send(ReadEvent::Records(rows, ticket)).await.is_err() {
                             return;
                         }
@@ -383,6 +395,46 @@ mod tests {
         for (limit, mean, want) in cases {
             assert_eq!(page_bytes(limit, mean) as usize, want, "{limit} x {mean}");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_shard_holds_no_ticket_while_it_waits_to_poll_again() {
+        // Every call answers an empty page (and, to GetShardIterator, an iterator).
+        let client = crate::stream::canned::CannedClient::always(
+            r#"{"ShardIterator":"it-1","Records":[],"NextShardIterator":"it-2"}"#,
+        );
+        let metrics = Arc::new(Metrics::default());
+        let budget = page_budget();
+        let reader = ShardReader {
+            streams: client.streams_client(),
+            table: TableName::new("t"),
+            stream: StreamArn::new("arn:s"),
+            shard: ShardId::new("shard-1"),
+            position: Position::TrimHorizon,
+            metrics: metrics.clone(),
+            running: Arc::default(),
+            mean_record_bytes: FIRST_GUESS_RECORD_BYTES,
+            spool: None,
+            page_budget: budget.clone(),
+        };
+        let (tx, _rx) = mpsc::channel(1);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(reader.run(tx, stop.clone()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while metrics.total(Metric::GetRecordsPages) < 1.0 {
+            assert!(std::time::Instant::now() < deadline, "no page read");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // The reader now waits a second before its next call: sampled through half of it, the
+        // budget is whole (a held ticket would show in every sample).
+        let mut whole = 0;
+        for _ in 0..50 {
+            whole += usize::from(budget.available_permits() == READ_BUDGET_BYTES);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.cancel();
+        task.await.unwrap();
+        assert!(whole >= 40, "the budget was whole in {whole} of 50 samples");
     }
 
     #[test]
