@@ -403,6 +403,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "a measurement: cargo nextest run --release --lib --run-ignored only -E 'test(/retained/)' --no-capture"]
+    fn memory_retained_per_row_group_of_an_open_file() {
+        fn rss_kb() -> i64 {
+            let s = std::fs::read_to_string("/proc/self/status").unwrap();
+            let l = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+            l.split_whitespace().nth(1).unwrap().parse().unwrap()
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<_> = (0..200).map(sample_row).collect();
+        for groups in [1_000usize, 4_000] {
+            let mut w = SpoolWriter::create(&dir.path().join(format!("{groups}.parquet"))).unwrap();
+            w.write(&rows, 7).unwrap();
+            let before = rss_kb();
+            for _ in 1..groups {
+                w.write(&rows, 7).unwrap();
+            }
+            let after = rss_kb();
+            println!(
+                "{groups} row groups: RSS +{} KiB, {:.1} KiB per row group",
+                after - before,
+                (after - before) as f64 / groups as f64
+            );
+            drop(w);
+        }
+    }
+
+    #[test]
     fn file_round_trips_through_a_parquet_reader() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.parquet");

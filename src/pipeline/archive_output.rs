@@ -14,6 +14,7 @@
 //! construction"; the states are in `src/pipeline/design.md`.
 
 use super::archive_io::Io;
+use super::budget::OpenRowGroups;
 use super::checkpointer::Checkpointer;
 use super::output::{report_gap, Flow, Gap, GapReason, Output};
 use super::shard::{ShardError, ShardSettings};
@@ -39,6 +40,8 @@ const NEAR_TRIM_HORIZON_MS: i64 = 23 * 3600 * 1000;
 /// The file being assembled.
 struct OpenFile {
     writer: Option<SpoolWriter>,
+    /// Its row groups in the worker's count of open row groups (`Budgets::open_row_groups`).
+    groups: OpenRowGroups,
     dt: String,
     first: SequenceNumber,
     last: SequenceNumber,
@@ -148,6 +151,7 @@ impl ArchiveOutput {
         .expect("encoding does not panic");
         open.writer = Some(writer);
         result?;
+        open.groups.add_one();
         Ok(())
     }
 
@@ -319,6 +323,9 @@ impl ArchiveOutput {
         kv.push((meta::LAST_SEQUENCE.into(), open.last.to_string()));
         kv.push((meta::RECORD_COUNT.into(), rows.to_string()));
         let spooled = self.io.finish(writer, kv).await?;
+        // The footer is written and the writer with its row groups' metadata gone: they leave
+        // the worker's count now, not after the upload.
+        drop(open.groups);
         let lease = cp.lease();
         let key = layout::stream_file_key(&lease.table, &open.dt, &lease.shard, &open.first);
         let started = Instant::now();
@@ -395,9 +402,11 @@ impl Output for ArchiveOutput {
                 }
             }
             let first_time_ms = row.event_time_ms;
+            let budgets = &self.io.settings.budgets;
             let open = self.open.get_or_insert_with(|| OpenFile {
                 first_time_ms,
                 writer: None,
+                groups: budgets.open_row_groups(),
                 dt,
                 first: seq.clone(),
                 last: seq.clone(),
@@ -411,6 +420,14 @@ impl Output for ArchiveOutput {
             left -= 1;
             if open.pending_bytes >= self.io.settings.budgets.row_group_bytes() {
                 self.encode_pending(cp).await?;
+                // No await since the row group was counted: the worker's open files hold too
+                // many row groups' metadata, and this shard, which just added one, publishes
+                // (the bound's argument is at `budget::OpenRowGroups`).
+                if self.io.settings.budgets.too_many_open_row_groups() {
+                    if let flow @ Flow::ReadFrom(_) = self.publish_open(cp).await? {
+                        return Ok(flow);
+                    }
+                }
             }
         }
         if self.open_size_estimate() >= self.io.settings.flush_size_bytes {

@@ -20,6 +20,14 @@ pub const PENDING_BUDGET_BYTES: usize = 32 << 20;
 /// smaller) took it from about 220 to 352 MiB. So above 128 shards the floor, not the budget,
 /// bounds pending rows (docs/ARCHITECTURE.md, "Not yet").
 const MIN_ROW_GROUP_BYTES: usize = 256 << 10;
+/// Row groups a worker's open files (written, not yet published) may hold together. A file being
+/// written keeps each row group's metadata in memory until it is finished: 10–20 KiB per row
+/// group of the archive's 16 columns, statistics or not (measured:
+/// `encode::parquet::tests::memory_retained_per_row_group_of_an_open_file`). Bounded by
+/// nothing else, that grew with every row group of a file's flush interval: at 256 shards the
+/// soak's 60 s files held about 8,000 row groups, over 100 MiB, by the end of the backlog, and
+/// smaller row groups made it worse. 2,048 row groups hold 20–40 MiB.
+pub const OPEN_ROW_GROUPS_BUDGET: usize = 2_048;
 /// Pages read ahead of the writer, below [`MANY_SHARDS`] running shards.
 const READ_AHEAD_PAGES: usize = 2;
 pub use crate::stream::reader::MANY_SHARDS;
@@ -33,6 +41,7 @@ pub struct Budgets {
     running: Arc<AtomicUsize>,
     encode_slots: Arc<Semaphore>,
     pages: Arc<Semaphore>,
+    open_row_groups: Arc<AtomicUsize>,
 }
 
 impl Default for Budgets {
@@ -52,7 +61,23 @@ impl Budgets {
             running: Arc::default(),
             encode_slots: Arc::new(Semaphore::new(cores)),
             pages: crate::stream::reader::page_budget(),
+            open_row_groups: Arc::default(),
         }
+    }
+
+    /// A count of the row groups one open file holds, part of this worker's total for as long as
+    /// the returned value lives (the file's [`OpenRowGroups`]).
+    pub fn open_row_groups(&self) -> OpenRowGroups {
+        OpenRowGroups {
+            total: self.open_row_groups.clone(),
+            mine: 0,
+        }
+    }
+
+    /// Whether the worker's open files hold more row groups than [`OPEN_ROW_GROUPS_BUDGET`]: the
+    /// shard that just added one publishes its file.
+    pub fn too_many_open_row_groups(&self) -> bool {
+        self.open_row_groups.load(Ordering::Relaxed) > OPEN_ROW_GROUPS_BUDGET
     }
 
     /// The read budget every reader of this worker takes its pages' bytes from.
@@ -101,6 +126,33 @@ impl Budgets {
     }
 }
 
+/// The row groups of one open file, counted in its worker's total until dropped (published,
+/// discarded or abandoned alike: the count cannot outlive the file it counts).
+///
+/// Why the total stays bounded: a shard adds a row group only by encoding one, counts it when the
+/// encoding returns, and checks the total right after, with no await between (so no other task
+/// of its thread runs in between); over the budget, it publishes its file, which drops this
+/// count, its new row group included, once the footer is written. So at any instant the total
+/// exceeds the budget by at most one row group per runtime thread (counted, check not yet run),
+/// plus the last row group of files being finished (encoded at publish, released right after).
+pub struct OpenRowGroups {
+    total: Arc<AtomicUsize>,
+    mine: usize,
+}
+
+impl OpenRowGroups {
+    pub fn add_one(&mut self) {
+        self.mine += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for OpenRowGroups {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.mine, Ordering::Relaxed);
+    }
+}
+
 /// Counts a shard task as running for as long as it lives (held by its spawned future).
 pub struct RunningShard(Arc<AtomicUsize>);
 
@@ -130,5 +182,25 @@ mod tests {
         assert_eq!(b.row_group_bytes(), MIN_ROW_GROUP_BYTES);
         drop((held, more));
         assert_eq!(b.running(), 0, "every running shard uncounted when it ends");
+    }
+
+    #[test]
+    fn open_row_groups_count_until_their_file_is_gone() {
+        let b = Budgets::new();
+        let mut big = b.open_row_groups();
+        for _ in 0..OPEN_ROW_GROUPS_BUDGET {
+            big.add_one();
+        }
+        assert!(!b.too_many_open_row_groups(), "at the budget, not over it");
+        let mut small = b.open_row_groups();
+        small.add_one();
+        assert!(b.too_many_open_row_groups(), "one over");
+        drop(small);
+        assert!(
+            !b.too_many_open_row_groups(),
+            "a published file leaves the count"
+        );
+        drop(big);
+        assert_eq!(b.open_row_groups.load(Ordering::Relaxed), 0);
     }
 }
