@@ -1,8 +1,9 @@
 //! A worker's memory budgets, shared by the shards it runs, so memory stays bounded whatever the
 //! shard count: pending rows (`PENDING_BUDGET_BYTES`), pages (the read budget, a semaphore every
 //! page takes its expected bytes from: `stream::reader::PageTicket`), and row groups encoded at
-//! once (one per core). Streams calls in flight, and with them HTTP connections and their
-//! buffers, are capped by the Streams client itself (`stream::repair::MAX_CALLS_IN_FLIGHT`).
+//! once (one per core), and row groups held by open files ([`OPEN_ROW_GROUPS_BUDGET`]). Streams
+//! calls in flight, and with them HTTP connections and their buffers, are capped by the Streams
+//! client itself (`stream::repair::MAX_CALLS_IN_FLIGHT`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,11 +15,11 @@ pub const ROW_GROUP_BYTES: usize = 8 << 20;
 /// Raw row bytes all shard tasks of one worker may hold pending together: with many shards each
 /// gets a smaller row group (64 shards × 8 MiB would be 512 MiB, far over a 512 MiB Fargate task).
 pub const PENDING_BUDGET_BYTES: usize = 32 << 20;
-/// The smallest row group a shard writes under the budget. Smaller was tried twice and raised the
-/// 256-shard soak's peak RSS each time, for reasons not yet found: 128 KiB row groups nearly
-/// doubled it (496 MiB), and counting each row's 264-byte struct (row groups about a fifth
-/// smaller) took it from about 220 to 352 MiB. So above 128 shards the floor, not the budget,
-/// bounds pending rows (docs/ARCHITECTURE.md, "Not yet").
+/// The smallest row group a shard writes under the budget. Smaller was tried twice, before open
+/// row groups were bounded ([`OPEN_ROW_GROUPS_BUDGET`]), and raised the 256-shard soak's peak
+/// RSS each time (128 KiB: 496 MiB; rows counted with their 264-byte structs, row groups about a
+/// fifth smaller: 352 MiB), because every row group kept its metadata in its open file. So above
+/// 128 shards the floor, not the budget, bounds pending rows (docs/ARCHITECTURE.md, "Not yet").
 const MIN_ROW_GROUP_BYTES: usize = 256 << 10;
 /// Row groups a worker's open files (written, not yet published) may hold together. A file being
 /// written keeps each row group's metadata in memory until it is finished: 10–20 KiB per row
