@@ -18,8 +18,10 @@ pub const PENDING_BUDGET_BYTES: usize = 32 << 20;
 /// The smallest row group a shard writes under the budget. Smaller was tried twice, before open
 /// row groups were bounded ([`OPEN_ROW_GROUPS_BUDGET`]), and raised the 256-shard soak's peak
 /// RSS each time (128 KiB: 496 MiB; rows counted with their 264-byte structs, row groups about a
-/// fifth smaller: 352 MiB), because every row group kept its metadata in its open file. So above
-/// 128 shards the floor, not the budget, bounds pending rows (docs/ARCHITECTURE.md, "Not yet").
+/// fifth smaller: 352 MiB), because every row group kept its metadata in its open file. With that
+/// bound, 128 KiB kept the peak (226 and 229 MiB) for 14% more CPU per record and a larger
+/// archive. So above 128 shards the floor, not the budget, bounds pending rows
+/// (docs/ARCHITECTURE.md, "Not yet").
 const MIN_ROW_GROUP_BYTES: usize = 256 << 10;
 /// Row groups a worker's open files (written, not yet published) may hold together. A file being
 /// written keeps each row group's metadata in memory until it is finished: 10–20 KiB per row
