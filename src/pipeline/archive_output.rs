@@ -14,7 +14,7 @@
 //! construction"; the states are in `src/pipeline/design.md`.
 
 use super::archive_io::Io;
-use super::budget::OpenRowGroups;
+use super::budget::{OpenRowGroups, PendingBytes};
 use super::checkpointer::Checkpointer;
 use super::output::{report_gap, Flow, Gap, GapReason, Output};
 use super::shard::{ShardError, ShardSettings};
@@ -51,7 +51,8 @@ struct OpenFile {
     /// page-fault sampling of the 256-shard soak put that growth first among what the worker
     /// touched.)
     pending: Vec<Vec<ChangeRecord>>,
-    pending_bytes: usize,
+    /// The pending rows' bytes, in the worker's total (`Budgets::pending_bytes`).
+    pending_bytes: PendingBytes,
     /// When the oldest unwritten record arrived: the flush deadline runs from here.
     since: Instant,
     /// The first row's creation time (ms).
@@ -114,7 +115,7 @@ impl ArchiveOutput {
     fn open_size_estimate(&self) -> u64 {
         self.open.as_ref().map_or(0, |o| {
             o.writer.as_ref().map_or(0, SpoolWriter::bytes_written)
-                + o.pending_bytes as u64 / COMPRESSION_GUESS
+                + o.pending_bytes.get() as u64 / COMPRESSION_GUESS
         })
     }
 
@@ -139,7 +140,6 @@ impl ArchiveOutput {
             }
         };
         let pages = std::mem::take(&mut open.pending);
-        open.pending_bytes = 0;
         let slot = self.io.settings.budgets.encode_slot().await;
         let (writer, result) = tokio::task::spawn_blocking(move || {
             let _slot = slot;
@@ -150,6 +150,8 @@ impl ArchiveOutput {
         .await
         .expect("encoding does not panic");
         open.writer = Some(writer);
+        // The rows are gone only now: waiting for a slot and encoding, they still held memory.
+        open.pending_bytes.clear();
         result?;
         open.groups.add_one();
         Ok(())
@@ -411,14 +413,16 @@ impl Output for ArchiveOutput {
                 first: seq.clone(),
                 last: seq.clone(),
                 pending: Vec::new(),
-                pending_bytes: 0,
+                pending_bytes: budgets.pending_bytes(),
                 since: Instant::now(),
             });
             open.last = seq;
-            open.pending_bytes += row.approx_bytes();
+            open.pending_bytes.add(row.approx_bytes());
             open.add(row, left);
             left -= 1;
-            if open.pending_bytes >= self.io.settings.budgets.row_group_bytes() {
+            // Its share reached, or the worker's pending rows over their cap (many shards: the
+            // argument that the total stays bounded is at `budget::PendingBytes`).
+            if self.io.settings.budgets.encode_now(&open.pending_bytes) {
                 self.encode_pending(cp).await?;
                 // No await since the row group was counted: the worker's open files hold too
                 // many row groups' metadata, and this shard, which just added one, publishes

@@ -1,5 +1,5 @@
 //! A worker's memory budgets, shared by the shards it runs, so memory stays bounded whatever the
-//! shard count: pending rows (`PENDING_BUDGET_BYTES`), pages (the read budget, a semaphore every
+//! shard count: pending rows (`PENDING_BUDGET_BYTES` shared out, [`PENDING_CAP_BYTES`] in all), pages (the read budget, a semaphore every
 //! page takes its expected bytes from: `stream::reader::PageTicket`), and row groups encoded at
 //! once (one per core), and row groups held by open files ([`OPEN_ROW_GROUPS_BUDGET`]). Streams
 //! calls in flight, and with them HTTP connections and their buffers, are capped by the Streams
@@ -20,9 +20,13 @@ pub const PENDING_BUDGET_BYTES: usize = 32 << 20;
 /// RSS each time (128 KiB: 496 MiB; rows counted with their 264-byte structs, row groups about a
 /// fifth smaller: 352 MiB), because every row group kept its metadata in its open file. With that
 /// bound, 128 KiB kept the peak (226 and 229 MiB) for 14% more CPU per record and a larger
-/// archive. So above 128 shards the floor, not the budget, bounds pending rows
-/// (docs/ARCHITECTURE.md, "Not yet").
+/// archive. Above 128 shards the floor exceeds a shard's share of the budget; what bounds the
+/// worker's pending rows then is [`PENDING_CAP_BYTES`].
 const MIN_ROW_GROUP_BYTES: usize = 256 << 10;
+/// Pending rows a worker may hold in all, whatever the shard count: twice the budget, which the
+/// row-group floor reaches at 256 shards. Over it, a shard that adds rows encodes what it holds
+/// at once, however little (see [`PendingBytes`]): row groups shrink instead of memory growing.
+pub const PENDING_CAP_BYTES: usize = 2 * PENDING_BUDGET_BYTES;
 /// Row groups a worker's open files (written, not yet published) may hold together. A file being
 /// written keeps each row group's metadata in memory until it is finished: 10–20 KiB per row
 /// group of the archive's 16 columns, statistics or not (measured:
@@ -45,6 +49,7 @@ pub struct Budgets {
     encode_slots: Arc<Semaphore>,
     pages: Arc<Semaphore>,
     open_row_groups: Arc<AtomicUsize>,
+    pending: Arc<AtomicUsize>,
 }
 
 impl Default for Budgets {
@@ -65,7 +70,25 @@ impl Budgets {
             encode_slots: Arc::new(Semaphore::new(cores)),
             pages: crate::stream::reader::page_budget(),
             open_row_groups: Arc::default(),
+            pending: Arc::default(),
         }
+    }
+
+    /// A count of one open file's pending bytes, part of this worker's total for as long as the
+    /// returned value lives.
+    pub fn pending_bytes(&self) -> PendingBytes {
+        PendingBytes {
+            total: self.pending.clone(),
+            mine: 0,
+        }
+    }
+
+    /// Whether an open file holding `file` pending rows encodes them now: its share of the
+    /// budget reached, or the worker's pending rows over [`PENDING_CAP_BYTES`] (then the shard
+    /// that just added some encodes its own, however few: the argument is at [`PendingBytes`]).
+    pub fn encode_now(&self, file: &PendingBytes) -> bool {
+        file.get() >= self.row_group_bytes()
+            || self.pending.load(Ordering::Relaxed) > PENDING_CAP_BYTES
     }
 
     /// A count of the row groups one open file holds, part of this worker's total for as long as
@@ -129,6 +152,46 @@ impl Budgets {
     }
 }
 
+/// The pending bytes of one open file, counted in its worker's total until their encode is done
+/// (or the file dropped).
+///
+/// Why the total stays bounded whatever the shard count: rows enter only through `push`, a
+/// page at a time, and a page is pushed only while its reader's ticket is held
+/// (`stream::reader::PageTicket`), so the rows of all pages being pushed at any instant are
+/// within the read budget. A shard checks the total after each row it adds; over
+/// [`PENDING_CAP_BYTES`], it encodes what it holds before it adds another row, and those bytes
+/// leave the total when the encode is done. So the total is at most the cap plus the pages being
+/// pushed: `PENDING_CAP_BYTES + READ_BUDGET_BYTES` (the second in expected bytes), and rows
+/// waiting for an encode slot are inside it.
+pub struct PendingBytes {
+    total: Arc<AtomicUsize>,
+    mine: usize,
+}
+
+impl PendingBytes {
+    pub fn add(&mut self, bytes: usize) {
+        self.mine += bytes;
+        self.total.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// This file's pending bytes.
+    pub fn get(&self) -> usize {
+        self.mine
+    }
+
+    /// The rows were taken to be encoded.
+    pub fn clear(&mut self) {
+        self.total.fetch_sub(self.mine, Ordering::Relaxed);
+        self.mine = 0;
+    }
+}
+
+impl Drop for PendingBytes {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
 /// The row groups of one open file, counted in its worker's total until dropped (published,
 /// discarded or abandoned alike: the count cannot outlive the file it counts).
 ///
@@ -185,6 +248,33 @@ mod tests {
         assert_eq!(b.row_group_bytes(), MIN_ROW_GROUP_BYTES);
         drop((held, more));
         assert_eq!(b.running(), 0, "every running shard uncounted when it ends");
+    }
+
+    #[test]
+    fn pending_bytes_count_until_encoded_or_dropped() {
+        let b = Budgets::new();
+        let mut a = b.pending_bytes();
+        let mut c = b.pending_bytes();
+        c.add(1);
+        assert!(!b.encode_now(&c), "one byte, under its share and the cap");
+        a.add(PENDING_CAP_BYTES - 1);
+        assert!(!b.encode_now(&c), "at the cap, not over it");
+        c.add(1);
+        assert!(b.encode_now(&c), "over the cap: a file of 2 bytes encodes");
+        a.clear();
+        assert_eq!((a.get(), c.get()), (0, 2));
+        assert!(
+            !b.encode_now(&c),
+            "rows whose encode is done leave the total"
+        );
+        a.add(b.row_group_bytes());
+        assert!(b.encode_now(&a), "a file's share reached");
+        drop((a, c));
+        assert_eq!(
+            b.pending.load(Ordering::Relaxed),
+            0,
+            "a dropped file leaves it too"
+        );
     }
 
     #[test]
