@@ -171,17 +171,17 @@ async fn a_worker_writing_to_s3_through_slowdowns_and_resets_archives_exactly_on
         }
     };
     let mut a = start();
-    // Written while the worker runs, so that it publishes many files (one a second); the worker
-    // is killed when a third is on S3, and a new one carries on.
-    let (written, ()) = tokio::join!(
-        crate::support::workload(&stack, "ledger", 30, 300, 2),
-        async {
-            on_s3(100).await;
-            a.signal("KILL");
-            a.wait(Duration::from_secs(10));
-        }
-    );
+    // The first half is written while the first worker runs; it is killed once 100 of its
+    // records are on S3 (published, perhaps not checkpointed). The second half, on other keys,
+    // is written only after the kill, so the new worker has records of its own to publish
+    // through the faults however fast the first half went (on a quick host all 150 can land in
+    // the first worker's first file, and then nothing was left to be faulted).
+    let mut written = crate::support::workload_on(&stack, "ledger", 0..30, 150, 2, 0).await;
+    on_s3(100).await;
+    a.signal("KILL");
+    a.wait(Duration::from_secs(10));
     let mut b = start();
+    written.extend(crate::support::workload_on(&stack, "ledger", 1_000..1_030, 150, 2, 0).await);
     let rows = on_s3(300).await;
     b.stop();
     let stats = proxy.stats.lock().unwrap().clone();

@@ -27,12 +27,25 @@ pub async fn workload_sized(
     writers: u64,
     payload: usize,
 ) -> Written {
+    workload_on(stack, table, 0..keys, writes, writers, payload).await
+}
+
+/// [`workload_sized`] over the keys of `keys`: workloads on disjoint ranges can follow one
+/// another on one table, and their [`Written`] maps merge.
+pub async fn workload_on(
+    stack: &Stack,
+    table: &str,
+    keys: std::ops::Range<u64>,
+    writes: u64,
+    writers: u64,
+    payload: usize,
+) -> Written {
     let mut tasks = Vec::new();
     for w in 0..writers {
         let ddb = stack.dynamodb.clone();
         let table = table.to_owned();
+        let mine: Vec<u64> = keys.clone().filter(|k| k % writers == w).collect();
         tasks.push(tokio::spawn(async move {
-            let mine: Vec<u64> = (0..keys).filter(|k| k % writers == w).collect();
             let mut state: HashMap<u64, (bool, u64)> = HashMap::new();
             let mut written: Written = BTreeMap::new();
             let mut rng: u64 = 0x9E37_79B9_7F4A_7C15 ^ w;
