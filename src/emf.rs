@@ -4,7 +4,9 @@
 //! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
 //!
 //! Per table (dimension `Table`): `IteratorAgeSeconds` (the largest of its shards), `RecordsRead`
-//! and `RecordsWritten` (counts since the previous line). Once, without dimensions: `Errors`.
+//! and `RecordsWritten` (counts since the previous line). Once, without dimensions: `Errors`
+//! (since the previous line) and `UnreadShards` (ready shards no live worker holds, summed over
+//! the tables, as this worker's last lease cycle saw them).
 
 use crate::metrics::{Metric, Metrics};
 use std::collections::BTreeMap;
@@ -20,6 +22,8 @@ pub struct Totals {
     pub read: BTreeMap<String, f64>,
     pub written: BTreeMap<String, f64>,
     pub errors: f64,
+    /// `archiver_shards_unread` summed over the tables: a level, not a count to difference.
+    pub unread: f64,
 }
 
 impl Totals {
@@ -28,6 +32,7 @@ impl Totals {
             read: metrics.totals_by(Metric::RecordsRead, "table"),
             written: metrics.totals_by(Metric::RecordsWritten, "table"),
             errors: metrics.total(Metric::Errors),
+            unread: metrics.gauge_total(Metric::ShardsUnread),
         }
     }
 }
@@ -76,10 +81,14 @@ pub fn lines(
                 "CloudWatchMetrics": [{
                     "Namespace": NAMESPACE,
                     "Dimensions": [[]],
-                    "Metrics": [{"Name": "Errors", "Unit": "Count"}]
+                    "Metrics": [
+                        {"Name": "Errors", "Unit": "Count"},
+                        {"Name": "UnreadShards", "Unit": "Count"}
+                    ]
                 }]
             },
             "Errors": (now.errors - before.errors).max(0.0),
+            "UnreadShards": now.unread,
         })
         .to_string(),
     );
@@ -126,6 +135,8 @@ mod tests {
         let first = Totals::of(&m);
         m.inc(Metric::RecordsRead, &[("table", "users")], 5);
         m.inc(Metric::Errors, &[("kind", "checkpoint")], 1);
+        m.set_gauge(Metric::ShardsUnread, &[("table", "users")], 2.0);
+        m.set_gauge(Metric::ShardsUnread, &[("table", "orders")], 1.0);
         let second = Totals::of(&m);
         let ages = BTreeMap::from([("users".to_owned(), 42.5)]);
         let tables = vec!["users".to_owned(), "orders".to_owned()];
@@ -144,6 +155,7 @@ mod tests {
         assert_eq!(v[1]["Table"], "orders");
         assert_eq!(v[1]["RecordsRead"], 0.0);
         assert_eq!(v[2]["Errors"], 1.0);
+        assert_eq!(v[2]["UnreadShards"], 3.0, "a level, summed over the tables");
         assert_eq!(
             v[2]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             serde_json::json!([[]])

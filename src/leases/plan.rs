@@ -173,6 +173,32 @@ pub fn plan(input: &PlanInput<'_>) -> Vec<Action> {
     actions
 }
 
+/// Shards lineage allows reading that no live worker holds and this cycle's `actions` do not
+/// acquire: nobody reads them for now. Normal for a moment (a lease released, a worker just
+/// dead, another worker's cycle still to come); lasting, it means every worker is at its
+/// `--max-leases` or a lease cannot be taken, and the shard's records age towards the stream's
+/// 24-hour trim unread. Not-ready shards are left out: they wait for a parent, which is counted
+/// itself if nobody reads it.
+pub fn unread(input: &PlanInput<'_>, actions: &[Action]) -> Vec<ShardId> {
+    let acquired = |s: &ShardId| {
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Create(x) | Action::Take(x) if x == s))
+    };
+    let leased = input
+        .leases
+        .iter()
+        .filter(|l| l.ready && live_owner(l).is_none())
+        .map(|l| &l.shard);
+    input
+        .ready_without_lease
+        .iter()
+        .chain(leased)
+        .filter(|s| !acquired(s))
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +424,80 @@ mod tests {
                 max_leases: c.max,
             });
             assert_eq!(got, c.want, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn unread_shards_are_ready_unowned_and_not_acquired_now() {
+        // (name, leases, ready without a lease, max leases of "me", unread after the plan)
+        type Case = (
+            &'static str,
+            Vec<LeaseState>,
+            Vec<ShardId>,
+            Option<usize>,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "everything owned: nothing unread",
+                vec![lease("a", Some("me")), lease("b", Some("w2"))],
+                vec![],
+                None,
+                vec![],
+            ),
+            (
+                "new shards this worker creates now are not unread",
+                vec![],
+                ids(&["a", "b"]),
+                None,
+                vec![],
+            ),
+            (
+                "capped at one: the shard it cannot take is unread",
+                vec![lease("a", Some("me"))],
+                ids(&["b"]),
+                Some(1),
+                vec!["b"],
+            ),
+            (
+                "capped: an expired lease of a dead worker is unread, a live one is not",
+                vec![
+                    lease("a", Some("me")),
+                    expired(lease("b", Some("dead"))),
+                    lease("c", Some("w2")),
+                ],
+                vec![],
+                Some(1),
+                vec!["b"],
+            ),
+            (
+                "a released lease nobody takes is unread; one waiting for its parent is not",
+                vec![
+                    lease("a", Some("me")),
+                    lease("b", None),
+                    not_ready(lease("c", None)),
+                ],
+                vec![],
+                Some(1),
+                vec!["b"],
+            ),
+            (
+                "a free lease this worker takes now is not unread",
+                vec![expired(lease("a", Some("dead")))],
+                vec![],
+                None,
+                vec![],
+            ),
+        ];
+        for (name, leases, ready_without_lease, max_leases, want) in cases {
+            let input = PlanInput {
+                me: "me",
+                leases: &leases,
+                ready_without_lease: &ready_without_lease,
+                max_leases,
+            };
+            let actions = plan(&input);
+            assert_eq!(unread(&input, &actions), ids(&want), "{name}");
         }
     }
 

@@ -15,7 +15,7 @@ use super::shard_task::ShardTask;
 use super::Destination;
 use crate::aws::Clients;
 use crate::backoff::Backoff;
-use crate::leases::plan::{cleanable, plan, Action, LeaseState, PlanInput};
+use crate::leases::plan::{cleanable, plan, unread, Action, LeaseState, PlanInput};
 use crate::leases::{Checkpoint, Lease, LeaseError, LeaseKey, LeaseStore};
 use crate::lineage::{self, ShardNode};
 use crate::metrics::{Metric, Metrics};
@@ -62,6 +62,9 @@ pub(super) struct StreamState {
     pub observed: HashMap<ShardId, (u64, Instant)>,
     /// Shards whose task failed, and when they may be tried again.
     pub not_before: HashMap<ShardId, (Instant, Backoff)>,
+    /// Since when some ready shard of this stream has had no live owner, and whether that was
+    /// logged (`leases::plan::unread`).
+    pub unread_since: Option<(Instant, bool)>,
 }
 
 impl StreamState {
@@ -74,6 +77,7 @@ impl StreamState {
             running: HashMap::new(),
             observed: HashMap::new(),
             not_before: HashMap::new(),
+            unread_since: None,
         }
     }
 
@@ -315,6 +319,19 @@ pub(super) async fn plan_and_apply(
         ready_without_lease: &all_ready,
         max_leases: ctx.max_leases,
     });
+    report_unread(
+        ctx,
+        streams,
+        &unread(
+            &PlanInput {
+                me: ctx.leases.worker_id(),
+                leases: &all_states,
+                ready_without_lease: &all_ready,
+                max_leases: ctx.max_leases,
+            },
+            &actions,
+        ),
+    );
     // Every acquisition planned is counted as running before the first shard starts: shards
     // size their pages and read-ahead by how many run, and the first ones started would otherwise
     // see a few and read big pages while the rest are still being acquired (one soak run reached
@@ -403,6 +420,45 @@ pub(super) async fn plan_and_apply(
         spawn(ctx, st, index, lease, sent, counted, tasks, stop).await;
     }
     Ok(())
+}
+
+/// How long shards may stay unread, in failover times, before a warning: a takeover takes
+/// about two (`docs/ARCHITECTURE.md`, "Leases").
+const UNREAD_WARN_FAILOVERS: u32 = 3;
+
+/// Sets `archiver_shards_unread` for every table (zero included, so an alarm sees data) and
+/// warns once when a table's shards stay unread for [`UNREAD_WARN_FAILOVERS`] failover times.
+/// `unread` holds the planner's keys, `index/shard`.
+fn report_unread(ctx: &Ctx, streams: &mut [StreamState], unread: &[ShardId]) {
+    for (index, st) in streams.iter_mut().enumerate() {
+        let prefix = format!("{index}/");
+        let mine: Vec<&str> = unread
+            .iter()
+            .filter_map(|s| s.as_str().strip_prefix(&prefix))
+            .collect();
+        let table = st.stream.table.to_string();
+        ctx.metrics.set_gauge(
+            Metric::ShardsUnread,
+            &[("table", &table)],
+            mine.len() as f64,
+        );
+        match (&mut st.unread_since, mine.is_empty()) {
+            (since @ Some(_), true) => {
+                if since.is_some_and(|(_, warned)| warned) {
+                    tracing::info!(table = %table, "every ready shard has an owner again");
+                }
+                *since = None;
+            }
+            (since @ None, false) => *since = Some((Instant::now(), false)),
+            (Some((at, warned)), false) => {
+                if !*warned && at.elapsed() >= ctx.settings.failover_time * UNREAD_WARN_FAILOVERS {
+                    *warned = true;
+                    tracing::warn!(table = %table, unread = mine.len(), shards = ?mine, max_leases = ?ctx.max_leases, "SHARDS UNREAD: ready shards that no worker holds; their records age towards the stream's 24-hour trim (every worker at --max-leases? add workers or raise it)");
+                }
+            }
+            (None, true) => {}
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

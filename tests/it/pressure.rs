@@ -172,11 +172,25 @@ async fn max_leases_leaves_shards_to_other_workers() {
     let mut a = worker(&stack, &server, pa, "a", &["--max-leases", "2"], &[]);
     let owned =
         |port| http_get(port, "/metrics").map(|(_, m)| metric_total(&m, "archiver_shards_owned"));
+    let unread =
+        |port| http_get(port, "/metrics").map(|(_, m)| metric_total(&m, "archiver_shards_unread"));
     poll(
         "worker a holds its cap",
         Duration::from_secs(30),
         || async { (owned(pa) == Some(2.0)).then_some(()) },
     )
+    .await;
+    // Alone and capped, a reports the three shards nobody reads, and says so in its log once
+    // they have stayed unread for three failover times.
+    poll(
+        "a to report three unread shards",
+        Duration::from_secs(30),
+        || async { (unread(pa) == Some(3.0)).then_some(()) },
+    )
+    .await;
+    poll("a to warn of them", Duration::from_secs(60), || async {
+        a.log_text().contains("SHARDS UNREAD").then_some(())
+    })
     .await;
     let mut b = worker(&stack, &server, pb, "b", &[], &[]);
     poll(
@@ -186,6 +200,12 @@ async fn max_leases_leaves_shards_to_other_workers() {
     )
     .await;
     assert_eq!(owned(pa), Some(2.0), "a never exceeds its cap");
+    poll(
+        "a and b to report nothing unread",
+        Duration::from_secs(30),
+        || async { (unread(pa) == Some(0.0) && unread(pb) == Some(0.0)).then_some(()) },
+    )
+    .await;
     let archive = stack.dir.path().join("archive");
     let rows = wait_for_rows(&archive, total, Duration::from_secs(60)).await;
     let ids: BTreeSet<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
