@@ -67,11 +67,21 @@ fn worker_to(
 }
 
 async fn write_all(stack: &Arc<Stack>, tables: &[String], writes: u64) -> HashMap<String, Written> {
+    write_all_on(stack, tables, 0..40, writes).await
+}
+
+/// [`write_all`] over the keys of `keys`: batches on disjoint keys merge.
+async fn write_all_on(
+    stack: &Arc<Stack>,
+    tables: &[String],
+    keys: std::ops::Range<u64>,
+    writes: u64,
+) -> HashMap<String, Written> {
     let mut handles = Vec::new();
     for t in tables {
-        let (st, t) = (stack.clone(), t.clone());
+        let (st, t, keys) = (stack.clone(), t.clone(), keys.clone());
         handles.push(tokio::spawn(async move {
-            let w = workload(&st, &t, 40, writes, 2).await;
+            let w = workload_on(&st, &t, keys, writes, 2, 0).await;
             (t, w)
         }));
     }
@@ -264,10 +274,12 @@ impl Place {
     }
 }
 
-/// `cycles` rounds of: wait for new rows, `kill -9` a random worker of three, sometimes roll
-/// the shards over, restart it under the same id (as an ECS service replaces a task), while
-/// writes go on. Then every stream record must be archived exactly once, in per-key order, and
-/// `verify` must pass.
+/// `cycles` rounds of: start a batch of writes (its own keys), wait for new rows, `kill -9` a
+/// random worker of three, sometimes roll the shards over, restart it under the same id (as an
+/// ECS service replaces a task). Each round's batch is written while its kill happens, however
+/// fast the host (one workload for every round let a quick host finish writing before the second
+/// kill). Then every stream record must be archived exactly once, in per-key order, and `verify`
+/// must pass.
 async fn kill_cycles(stack: Arc<Stack>, place: Place, cycles: usize) {
     let names = tables(&stack, 4).await;
     let uri = place.uri();
@@ -276,45 +288,39 @@ async fn kill_cycles(stack: Arc<Stack>, place: Place, cycles: usize) {
         .iter()
         .map(|id| worker_to(&stack, &names, &uri, id, &[]))
         .collect();
-    let writes = {
-        let (st, n) = (stack.clone(), names.clone());
-        tokio::spawn(async move { write_all(&st, &n, 100 * cycles as u64).await })
-    };
     let mut rng: u64 = 0x5eed;
-    let mut kills = 0;
+    let mut batches = Vec::new();
     for cycle in 0..cycles {
         rng = rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let victim = (rng >> 33) as usize % ids.len();
-        // Kill while records flow: wait for new rows (or for the writes to be over).
-        if writes.is_finished() {
-            break;
-        }
         let before = place.rows(&stack).await.len();
-        poll(
-            "new rows or the end of the writes",
-            Duration::from_secs(60),
-            || {
-                let done = writes.is_finished();
-                let (place, stack) = (&place, &stack);
-                async move { (done || place.rows(stack).await.len() > before).then_some(()) }
-            },
-        )
+        let batch = {
+            let (st, n) = (stack.clone(), names.clone());
+            let first = 1_000 * cycle as u64;
+            tokio::spawn(async move { write_all_on(&st, &n, first..first + 40, 100).await })
+        };
+        // Kill while this batch's records flow: once some are archived.
+        poll("new rows", Duration::from_secs(60), || {
+            let (place, stack) = (&place, &stack);
+            async move { (place.rows(stack).await.len() > before).then_some(()) }
+        })
         .await;
-        kills += 1;
         ws[victim].signal("KILL");
         let _ = ws[victim].wait(Duration::from_secs(10));
         if cycle % 2 == 1 {
             stack.control("rollover");
         }
         ws[victim] = worker_to(&stack, &names, &uri, ids[victim], &[]);
+        batches.push(batch);
     }
-    assert!(
-        kills >= cycles.min(3),
-        "only {kills} kills happened while writes went on"
-    );
-    let written = writes.await.unwrap();
+    let mut written: HashMap<String, Written> = HashMap::new();
+    for batch in batches {
+        for (table, w) in batch.await.unwrap() {
+            written.entry(table).or_default().extend(w);
+        }
+    }
     let total: usize = written
         .values()
         .flat_map(|w| w.values())
