@@ -420,9 +420,15 @@ impl Output for ArchiveOutput {
             open.pending_bytes.add(row.approx_bytes());
             open.add(row, left);
             left -= 1;
-            // Its share reached, or the worker's pending rows over their cap (many shards: the
-            // argument that the total stays bounded is at `budget::PendingBytes`).
-            if self.io.settings.budgets.encode_now(&open.pending_bytes) {
+            // Its share reached, or at the end of the page the worker's pending rows over their
+            // cap (many shards: the argument that the total stays bounded is at
+            // `budget::PendingBytes`).
+            if self
+                .io
+                .settings
+                .budgets
+                .encode_now(&open.pending_bytes, left == 0)
+            {
                 self.encode_pending(cp).await?;
                 // No await since the row group was counted: the worker's open files hold too
                 // many row groups' metadata, and this shard, which just added one, publishes

@@ -83,12 +83,18 @@ impl Budgets {
         }
     }
 
-    /// Whether an open file holding `file` pending rows encodes them now: its share of the
-    /// budget reached, or the worker's pending rows over [`PENDING_CAP_BYTES`] (then the shard
-    /// that just added some encodes its own, however few: the argument is at [`PendingBytes`]).
-    pub fn encode_now(&self, file: &PendingBytes) -> bool {
+    /// Whether an open file holding `file` pending rows encodes them now, checked after each row
+    /// it adds (`page_done`: the last row of its page): its share of the budget reached, or, at
+    /// the end of a page, the worker's pending rows over [`PENDING_CAP_BYTES`] (then the shard
+    /// encodes what it holds, however little: the argument is at [`PendingBytes`]). Only at the
+    /// end of a page, so that over the cap a row group holds at least the page: checked after
+    /// every row, rows that idle shards hold made every busy shard write one-row row groups
+    /// until their flush intervals ran out.
+    pub fn encode_now(&self, file: &PendingBytes, page_done: bool) -> bool {
         file.get() >= self.row_group_bytes()
-            || self.pending.load(Ordering::Relaxed) > PENDING_CAP_BYTES
+            || (page_done
+                && file.get() > 0
+                && self.pending.load(Ordering::Relaxed) > PENDING_CAP_BYTES)
     }
 
     /// A count of the row groups one open file holds, part of this worker's total for as long as
@@ -155,14 +161,21 @@ impl Budgets {
 /// The pending bytes of one open file, counted in its worker's total until their encode is done
 /// (or the file dropped).
 ///
-/// Why the total stays bounded whatever the shard count: rows enter only through `push`, a
-/// page at a time, and a page is pushed only while its reader's ticket is held
-/// (`stream::reader::PageTicket`), so the rows of all pages being pushed at any instant are
-/// within the read budget. A shard checks the total after each row it adds; over
-/// [`PENDING_CAP_BYTES`], it encodes what it holds before it adds another row, and those bytes
-/// leave the total when the encode is done. So the total is at most the cap plus the pages being
-/// pushed: `PENDING_CAP_BYTES + READ_BUDGET_BYTES` (the second in expected bytes), and rows
-/// waiting for an encode slot are inside it.
+/// Why the total stays bounded whatever the shard count. Rows enter only through `push`, a page
+/// at a time, and a page is pushed only while its reader's ticket is held
+/// (`stream::reader::PageTicket`), so the rows of the pages being pushed at any instant are
+/// within the read budget. Bytes leave the total only when their encode is done, and the shard
+/// is still inside `push` until then. At the end of each page a shard checks the total; over
+/// [`PENDING_CAP_BYTES`], it encodes all it holds. (A push that ends early publishes its file
+/// first or holds none; one that fails drops the file, and with it its count.)
+///
+/// Take any instant, and among the shards not inside `push` that hold bytes, the one whose last
+/// push of rows ended last, at t (a push of no rows changes nothing and is not counted). It did not encode, so the total at t was at most the cap. Every byte held
+/// now was either held at t (shards outside `push` only lose bytes), so within that total, or
+/// added after t by a push that has not ended (one that ended after t either left its shard
+/// empty or would be later than t's), so within a page being pushed. Hence the total is at most
+/// `PENDING_CAP_BYTES + READ_BUDGET_BYTES` (the second in expected bytes), rows waiting for an
+/// encode slot included. No shard outside `push` holding bytes: the total is what pushes add.
 pub struct PendingBytes {
     total: Arc<AtomicUsize>,
     mine: usize,
@@ -256,19 +269,37 @@ mod tests {
         let mut a = b.pending_bytes();
         let mut c = b.pending_bytes();
         c.add(1);
-        assert!(!b.encode_now(&c), "one byte, under its share and the cap");
+        assert!(
+            !b.encode_now(&c, true),
+            "one byte, under its share and the cap"
+        );
         a.add(PENDING_CAP_BYTES - 1);
-        assert!(!b.encode_now(&c), "at the cap, not over it");
+        assert!(!b.encode_now(&c, true), "at the cap, not over it");
         c.add(1);
-        assert!(b.encode_now(&c), "over the cap: a file of 2 bytes encodes");
+        assert!(
+            !b.encode_now(&c, false),
+            "over the cap, but within a page: the page's rows go into one row group"
+        );
+        assert!(
+            b.encode_now(&c, true),
+            "over the cap at the end of a page: a file of 2 bytes encodes"
+        );
+        let empty = b.pending_bytes();
+        assert!(
+            !b.encode_now(&empty, true),
+            "a file without rows has nothing to encode"
+        );
         a.clear();
         assert_eq!((a.get(), c.get()), (0, 2));
         assert!(
-            !b.encode_now(&c),
+            !b.encode_now(&c, true),
             "rows whose encode is done leave the total"
         );
         a.add(b.row_group_bytes());
-        assert!(b.encode_now(&a), "a file's share reached");
+        assert!(
+            b.encode_now(&a, false),
+            "a file's share reached, within a page too"
+        );
         drop((a, c));
         assert_eq!(
             b.pending.load(Ordering::Relaxed),
