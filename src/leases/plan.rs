@@ -9,9 +9,10 @@
 //! Once stable, no worker holds more than `target + 1`.
 //!
 //! `--max-leases` caps a worker: its target is at most the cap, and it never acquires beyond it.
-//! The leases a capped worker leaves are taken by the others even above their target once they
-//! have stayed unclaimed for the failover time (no worker below target wanted them), so a cap
-//! never leaves a shard unread while another worker has room.
+//! The leases a capped worker leaves, and the ready shards it leaves without a lease, are taken
+//! or created by the others even above their target once they have stayed unclaimed for the
+//! failover time (no worker below target wanted them), so a cap never leaves a shard unread while
+//! another worker has room.
 
 use crate::types::ShardId;
 use std::collections::BTreeMap;
@@ -41,6 +42,9 @@ pub struct PlanInput<'a> {
     pub leases: &'a [LeaseState],
     /// Shards lineage allows reading that have no lease item yet.
     pub ready_without_lease: &'a [ShardId],
+    /// Those of `ready_without_lease` that have had no lease item for the failover time (as seen
+    /// by this worker): the workers below their target did not create one.
+    pub unclaimed_without_lease: &'a [ShardId],
     /// `--max-leases`: the most leases this worker holds.
     pub max_leases: Option<usize>,
 }
@@ -86,8 +90,11 @@ fn live_owner(l: &LeaseState) -> Option<&str> {
     }
 }
 
-/// Leases nobody took for the failover time, taken by a worker at its target while it has room
-/// under its cap (the workers below target would have taken them: some worker is capped).
+/// Leases nobody took, and ready shards nobody created a lease for, for the failover time:
+/// taken or created by a worker at its target while it has room under its cap (the workers below
+/// target would have taken them: some worker is capped). Without the second, a capped worker
+/// and an uncapped one at its target left new shards without a lease for ever: 5 shards, one
+/// worker capped at 1, the other's target 3.
 fn unclaimed(input: &PlanInput<'_>, mine: usize, cap: usize) -> Vec<Action> {
     let mut free: Vec<&LeaseState> = input
         .leases
@@ -95,9 +102,14 @@ fn unclaimed(input: &PlanInput<'_>, mine: usize, cap: usize) -> Vec<Action> {
         .filter(|l| l.ready && l.unclaimed && live_owner(l).is_none())
         .collect();
     free.sort_by(|a, b| a.shard.cmp(&b.shard));
-    free.into_iter()
+    let takes = free.into_iter().map(|l| Action::Take(l.shard.clone()));
+    let creates = input
+        .unclaimed_without_lease
+        .iter()
+        .map(|s| Action::Create(s.clone()));
+    takes
+        .chain(creates)
         .take(cap.saturating_sub(mine))
-        .map(|l| Action::Take(l.shard.clone()))
         .collect()
 }
 
@@ -421,9 +433,54 @@ mod tests {
                 me: c.me,
                 leases: &c.leases,
                 ready_without_lease: &c.ready_without_lease,
+                unclaimed_without_lease: &[],
                 max_leases: c.max,
             });
             assert_eq!(got, c.want, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn a_worker_at_target_creates_leases_nobody_created_for_the_failover_time() {
+        // 5 new shards; "capped" holds its 1, "me" its target of ceil(5/2) = 3.
+        let leases = vec![
+            lease("a", Some("capped")),
+            lease("b", Some("me")),
+            lease("c", Some("me")),
+            lease("d", Some("me")),
+        ];
+        let ready = ids(&["e"]);
+        let input = |unclaimed: &'static [&'static str], max_leases| (ids(unclaimed), max_leases);
+        for (name, (unclaimed, max_leases), want, unread_after) in [
+            (
+                "just seen without a lease: left to workers below target",
+                input(&[], None),
+                vec![],
+                vec!["e"],
+            ),
+            (
+                "without a lease for the failover time: created above target",
+                input(&["e"], None),
+                vec![create("e")],
+                vec![],
+            ),
+            (
+                "but never beyond this worker's own cap",
+                input(&["e"], Some(3)),
+                vec![],
+                vec!["e"],
+            ),
+        ] {
+            let plan_input = PlanInput {
+                me: "me",
+                leases: &leases,
+                ready_without_lease: &ready,
+                unclaimed_without_lease: &unclaimed,
+                max_leases,
+            };
+            let actions = plan(&plan_input);
+            assert_eq!(actions, want, "{name}");
+            assert_eq!(unread(&plan_input, &actions), ids(&unread_after), "{name}");
         }
     }
 
@@ -494,6 +551,7 @@ mod tests {
                 me: "me",
                 leases: &leases,
                 ready_without_lease: &ready_without_lease,
+                unclaimed_without_lease: &[],
                 max_leases,
             };
             let actions = plan(&input);
@@ -573,6 +631,7 @@ mod tests {
                         me,
                         leases: &leases,
                         ready_without_lease: &[],
+                        unclaimed_without_lease: &[],
                         max_leases: None,
                     }) {
                         let s = match a {

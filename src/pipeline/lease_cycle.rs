@@ -62,6 +62,8 @@ pub(super) struct StreamState {
     pub observed: HashMap<ShardId, (u64, Instant)>,
     /// Shards whose task failed, and when they may be tried again.
     pub not_before: HashMap<ShardId, (Instant, Backoff)>,
+    /// Ready shards without a lease item, and since when this worker has seen them so.
+    pub unleased_since: HashMap<ShardId, Instant>,
     /// Since when some ready shard of this stream has had no live owner, and whether that was
     /// logged (`leases::plan::unread`).
     pub unread_since: Option<(Instant, bool)>,
@@ -78,6 +80,7 @@ impl StreamState {
             observed: HashMap::new(),
             not_before: HashMap::new(),
             unread_since: None,
+            unleased_since: HashMap::new(),
         }
     }
 
@@ -114,6 +117,7 @@ struct Gathered {
     nodes: Vec<ShardNode>,
     states: Vec<LeaseState>,
     ready_without_lease: Vec<ShardId>,
+    unclaimed_without_lease: Vec<ShardId>,
 }
 
 /// Takes one stream's leases (from the cycle's scan) and works out what lineage allows; plan keys are `<stream index>/<shard>`
@@ -236,10 +240,25 @@ async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize, scanned: Vec<Leas
         .map(key)
         .collect();
     ready_without_lease.sort();
+    // Ready shards nobody created a lease for in the failover time: the workers below their
+    // target did not want them (`leases::plan`, `unclaimed`).
+    let unleased: HashSet<ShardId> = ready
+        .iter()
+        .filter(|s| !st.leases.contains_key(*s) && !st.running.contains_key(*s) && !blocked(s))
+        .cloned()
+        .collect();
+    st.unleased_since.retain(|s, _| unleased.contains(s));
+    let mut unclaimed_without_lease: Vec<ShardId> = unleased
+        .into_iter()
+        .filter(|s| st.unleased_since.entry(s.clone()).or_insert(now).elapsed() >= failover)
+        .map(|s| key(&s))
+        .collect();
+    unclaimed_without_lease.sort();
     Gathered {
         nodes,
         states,
         ready_without_lease,
+        unclaimed_without_lease,
     }
 }
 
@@ -313,10 +332,15 @@ pub(super) async fn plan_and_apply(
         .iter()
         .flat_map(|g| g.ready_without_lease.clone())
         .collect();
+    let all_unclaimed: Vec<ShardId> = gathered
+        .iter()
+        .flat_map(|g| g.unclaimed_without_lease.clone())
+        .collect();
     let actions = plan(&PlanInput {
         me: ctx.leases.worker_id(),
         leases: &all_states,
         ready_without_lease: &all_ready,
+        unclaimed_without_lease: &all_unclaimed,
         max_leases: ctx.max_leases,
     });
     report_unread(
@@ -327,6 +351,7 @@ pub(super) async fn plan_and_apply(
                 me: ctx.leases.worker_id(),
                 leases: &all_states,
                 ready_without_lease: &all_ready,
+                unclaimed_without_lease: &all_unclaimed,
                 max_leases: ctx.max_leases,
             },
             &actions,
