@@ -67,7 +67,7 @@ metrics! {
     Errors => ("archiver_errors_total", Counter, "Errors by kind (each retried unless the worker stops)."),
     ShardsFinished => ("archiver_shards_finished_total", Counter, "Shards read to their end, per table."),
     ShardsOwned => ("archiver_shards_owned", Gauge, "Shards this worker is reading (leases held), per table."),
-    ShardsUnread => ("archiver_shards_unread", Gauge, "Shards ready to be read that no live worker holds and this worker's last lease cycle did not take, per table. Zero but for moments (a takeover, a release); lasting above zero, nobody reads those shards (every worker at --max-leases, or a lease that cannot be taken) and their records age towards the stream's trim."),
+    ShardsUnread => ("archiver_shards_unread", Gauge, "Shards ready to be read that no live worker has held for the failover time and this worker's last lease cycle did not take, per table. Above zero, nobody reads those shards (every worker at --max-leases, a shard task that keeps failing, or a lease that cannot be taken) and their records age towards the stream's trim."),
     LeasesTaken => ("archiver_leases_taken_total", Counter, "Leases acquired, per table and how (create, take)."),
     LeasesStealRequests => ("archiver_leases_steal_requests_total", Counter, "Leases asked of a busier worker to balance the load, per table."),
     LeasesLost => ("archiver_leases_lost_total", Counter, "Leases found owned by another worker at renewal, per table."),

@@ -185,12 +185,14 @@ pub fn plan(input: &PlanInput<'_>) -> Vec<Action> {
     actions
 }
 
-/// Shards lineage allows reading that no live worker holds and this cycle's `actions` do not
-/// acquire: nobody reads them for now. Normal for a moment (a lease released, a worker just
-/// dead, another worker's cycle still to come); lasting, it means every worker is at its
-/// `--max-leases` or a lease cannot be taken, and the shard's records age towards the stream's
-/// 24-hour trim unread. Not-ready shards are left out: they wait for a parent, which is counted
-/// itself if nobody reads it.
+/// Shards lineage allows reading that no live worker has held (or created a lease for) for the
+/// failover time, and that this cycle's `actions` do not acquire. Shorter gaps are normal (a
+/// lease released, children of a finished parent waiting for the next lease cycle) and are left
+/// out, so that many shards rolling over cannot add up to a lasting signal; a lease of a worker
+/// gone for the failover time counts. Lasting, it means every worker is at its `--max-leases`,
+/// a shard task keeps failing, or a lease cannot be taken, and the shard's records age towards
+/// the stream's 24-hour trim unread. Not-ready shards are left out: they wait for a parent,
+/// which is counted itself if nobody reads it.
 pub fn unread(input: &PlanInput<'_>, actions: &[Action]) -> Vec<ShardId> {
     let acquired = |s: &ShardId| {
         actions
@@ -200,10 +202,10 @@ pub fn unread(input: &PlanInput<'_>, actions: &[Action]) -> Vec<ShardId> {
     let leased = input
         .leases
         .iter()
-        .filter(|l| l.ready && live_owner(l).is_none())
+        .filter(|l| l.ready && (l.expired || l.unclaimed) && live_owner(l).is_none())
         .map(|l| &l.shard);
     input
-        .ready_without_lease
+        .unclaimed_without_lease
         .iter()
         .chain(leased)
         .filter(|s| !acquired(s))
@@ -453,10 +455,10 @@ mod tests {
         let input = |unclaimed: &'static [&'static str], max_leases| (ids(unclaimed), max_leases);
         for (name, (unclaimed, max_leases), want, unread_after) in [
             (
-                "just seen without a lease: left to workers below target",
+                "just seen without a lease: left to workers below target, not unread yet",
                 input(&[], None),
                 vec![],
-                vec!["e"],
+                vec![],
             ),
             (
                 "without a lease for the failover time: created above target",
@@ -528,11 +530,13 @@ mod tests {
                 vec!["b"],
             ),
             (
-                "a released lease nobody takes is unread; one waiting for its parent is not",
+                "a lease released for the failover time is unread; one just released, or one \
+                 waiting for its parent, is not",
                 vec![
                     lease("a", Some("me")),
-                    lease("b", None),
-                    not_ready(lease("c", None)),
+                    unclaimed(lease("b", None)),
+                    not_ready(unclaimed(lease("c", None))),
+                    lease("d", None),
                 ],
                 vec![],
                 Some(1),
@@ -551,7 +555,8 @@ mod tests {
                 me: "me",
                 leases: &leases,
                 ready_without_lease: &ready_without_lease,
-                unclaimed_without_lease: &[],
+                // Seen without a lease for the failover time (a fresh one: the test below).
+                unclaimed_without_lease: &ready_without_lease,
                 max_leases,
             };
             let actions = plan(&input);
