@@ -274,12 +274,14 @@ impl Place {
     }
 }
 
-/// `cycles` rounds of: start a batch of writes (its own keys), wait for new rows, `kill -9` a
-/// random worker of three, sometimes roll the shards over, restart it under the same id (as an
-/// ECS service replaces a task). Each round's batch is written while its kill happens, however
-/// fast the host (one workload for every round let a quick host finish writing before the second
-/// kill). Then every stream record must be archived exactly once, in per-key order, and `verify`
-/// must pass.
+/// `cycles` rounds of: wait for new rows, `kill -9` a random worker of three, sometimes roll
+/// the shards over, restart it under the same id (as an ECS service replaces a task), while
+/// writes go on. Then every stream record must be archived exactly once, in per-key order, and
+/// `verify` must pass.
+///
+/// The writer runs until the rounds are over, in small batches on fresh keys, so the kills
+/// happen while writes go on however fast the host: a fixed workload ended before the second kill
+/// on a quick one.
 async fn kill_cycles(stack: Arc<Stack>, place: Place, cycles: usize) {
     let names = tables(&stack, 4).await;
     let uri = place.uri();
@@ -288,39 +290,54 @@ async fn kill_cycles(stack: Arc<Stack>, place: Place, cycles: usize) {
         .iter()
         .map(|id| worker_to(&stack, &names, &uri, id, &[]))
         .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writes = {
+        let (st, n, stop) = (stack.clone(), names.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut written: HashMap<String, Written> = HashMap::new();
+            let mut batch = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let first = 1_000 * batch;
+                for (table, w) in write_all_on(&st, &n, first..first + 40, 20).await {
+                    written.entry(table).or_default().extend(w);
+                }
+                batch += 1;
+                // Pacing, not synchronisation: the load stays near 400 writes a second.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            written
+        })
+    };
     let mut rng: u64 = 0x5eed;
-    let mut batches = Vec::new();
+    let mut kills = 0;
     for cycle in 0..cycles {
         rng = rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let victim = (rng >> 33) as usize % ids.len();
+        // Kill while records flow: once new rows are archived.
         let before = place.rows(&stack).await.len();
-        let batch = {
-            let (st, n) = (stack.clone(), names.clone());
-            let first = 1_000 * cycle as u64;
-            tokio::spawn(async move { write_all_on(&st, &n, first..first + 40, 100).await })
-        };
-        // Kill while this batch's records flow: once some are archived.
         poll("new rows", Duration::from_secs(60), || {
             let (place, stack) = (&place, &stack);
             async move { (place.rows(stack).await.len() > before).then_some(()) }
         })
         .await;
+        if !writes.is_finished() {
+            kills += 1;
+        }
         ws[victim].signal("KILL");
         let _ = ws[victim].wait(Duration::from_secs(10));
         if cycle % 2 == 1 {
             stack.control("rollover");
         }
         ws[victim] = worker_to(&stack, &names, &uri, ids[victim], &[]);
-        batches.push(batch);
     }
-    let mut written: HashMap<String, Written> = HashMap::new();
-    for batch in batches {
-        for (table, w) in batch.await.unwrap() {
-            written.entry(table).or_default().extend(w);
-        }
-    }
+    assert!(
+        kills >= cycles.min(3),
+        "only {kills} kills happened while writes went on"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writes.await.unwrap();
     let total: usize = written
         .values()
         .flat_map(|w| w.values())
