@@ -234,26 +234,26 @@ async fn gather(ctx: &Ctx, st: &mut StreamState, index: usize, scanned: Vec<Leas
             }
         })
         .collect();
-    let mut ready_without_lease: Vec<ShardId> = ready
+    let mut unleased: Vec<&ShardId> = ready
         .iter()
         .filter(|s| !st.leases.contains_key(*s) && !st.running.contains_key(*s) && !blocked(s))
-        .map(key)
         .collect();
-    ready_without_lease.sort();
-    // Ready shards nobody created a lease for in the failover time: the workers below their
-    // target did not want them (`leases::plan`, `unclaimed`).
-    let unleased: HashSet<ShardId> = ready
+    unleased.sort();
+    // Those nobody created a lease for in the failover time: the workers below their target did
+    // not want them (`leases::plan`, `unclaimed`).
+    st.unleased_since.retain(|s, _| unleased.contains(&s));
+    let unclaimed_without_lease: Vec<ShardId> = unleased
         .iter()
-        .filter(|s| !st.leases.contains_key(*s) && !st.running.contains_key(*s) && !blocked(s))
-        .cloned()
+        .filter(|s| {
+            st.unleased_since
+                .entry((**s).clone())
+                .or_insert(now)
+                .elapsed()
+                >= failover
+        })
+        .map(|s| key(s))
         .collect();
-    st.unleased_since.retain(|s, _| unleased.contains(s));
-    let mut unclaimed_without_lease: Vec<ShardId> = unleased
-        .into_iter()
-        .filter(|s| st.unleased_since.entry(s.clone()).or_insert(now).elapsed() >= failover)
-        .map(|s| key(&s))
-        .collect();
-    unclaimed_without_lease.sort();
+    let ready_without_lease: Vec<ShardId> = unleased.into_iter().map(key).collect();
     Gathered {
         nodes,
         states,
@@ -336,27 +336,15 @@ pub(super) async fn plan_and_apply(
         .iter()
         .flat_map(|g| g.unclaimed_without_lease.clone())
         .collect();
-    let actions = plan(&PlanInput {
+    let input = PlanInput {
         me: ctx.leases.worker_id(),
         leases: &all_states,
         ready_without_lease: &all_ready,
         unclaimed_without_lease: &all_unclaimed,
         max_leases: ctx.max_leases,
-    });
-    report_unread(
-        ctx,
-        streams,
-        &unread(
-            &PlanInput {
-                me: ctx.leases.worker_id(),
-                leases: &all_states,
-                ready_without_lease: &all_ready,
-                unclaimed_without_lease: &all_unclaimed,
-                max_leases: ctx.max_leases,
-            },
-            &actions,
-        ),
-    );
+    };
+    let actions = plan(&input);
+    report_unread(ctx, streams, &unread(&input, &actions));
     // Every acquisition planned is counted as running before the first shard starts: shards
     // size their pages and read-ahead by how many run, and the first ones started would otherwise
     // see a few and read big pages while the rest are still being acquired (one soak run reached
